@@ -1,0 +1,82 @@
+"""The raw envelope: one accepted HTTP request, kept exactly as received.
+
+On ``espwire.raw`` the record value is the request body, byte for byte; everything else about the
+request travels as one JSON header (``espwire-envelope``), so nothing ever re-encodes the body.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+ENVELOPE_HEADER = "espwire-envelope"
+ENVELOPE_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    source_id: str
+    provider: str
+    request_id: str
+    received_at: str  # RFC 3339 UTC, set by the gateway
+    method: str
+    content_type: str
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)  # lower-case names, credentials removed
+    remote_addr: str | None = None
+    query: str = ""
+    # Per-source settings a processor may need (e.g. the time zone of naive timestamps).
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "v": ENVELOPE_VERSION,
+            "source_id": self.source_id,
+            "provider": self.provider,
+            "request_id": self.request_id,
+            "received_at": self.received_at,
+            "method": self.method,
+            "content_type": self.content_type,
+            "headers": self.headers,
+            "remote_addr": self.remote_addr,
+            "query": self.query,
+            "options": self.options,
+        }
+
+    def kafka_headers(self) -> list[tuple[str, bytes]]:
+        return [(ENVELOPE_HEADER, orjson.dumps(self.metadata()))]
+
+    @property
+    def key(self) -> bytes:
+        # Keyed by request id: one busy source's requests spread over every partition.
+        return self.request_id.encode()
+
+    @classmethod
+    def from_record(cls, value: bytes | None, headers: Any) -> Envelope:
+        """Rebuild an envelope from a Kafka record; raises ValueError if the header is missing or bad."""
+        meta_raw = None
+        for name, raw in headers or ():
+            if name == ENVELOPE_HEADER:
+                meta_raw = raw
+                break
+        if meta_raw is None:
+            raise ValueError(f"record has no {ENVELOPE_HEADER} header")
+        try:
+            meta = orjson.loads(meta_raw)
+            return cls(
+                source_id=meta["source_id"],
+                provider=meta["provider"],
+                request_id=meta["request_id"],
+                received_at=meta["received_at"],
+                method=meta.get("method", "POST"),
+                content_type=meta.get("content_type", ""),
+                body=value or b"",
+                headers=meta.get("headers") or {},
+                remote_addr=meta.get("remote_addr"),
+                query=meta.get("query") or "",
+                options=meta.get("options") or {},
+            )
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ValueError(f"bad {ENVELOPE_HEADER} header: {exc}") from exc

@@ -1,0 +1,1 @@
+"""Processors: espwire.raw -> adapt -> normalize -> dedupe -> enrich -> espwire.events (or espwire.dlq)."""

@@ -1,0 +1,42 @@
+"""What every provider adapter is: one envelope in, events and failures out, never an exception.
+
+Following Snowplow's adapters, a body that cannot be understood is a value (``Failure``) with a
+reason, which the processor turns into a dead-letter record that can be replayed after a fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar, Protocol
+
+from espwire.envelope import Envelope
+from espwire.event import CanonicalEvent
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why (part of) an envelope could not be turned into events.
+
+    ``reason`` is a short stable code used as a metric label and in the dead-letter record
+    (e.g. ``invalid_json``, ``duplicate_keys``, ``too_deep``, ``empty_body``); ``detail`` is for people.
+    """
+
+    reason: str
+    detail: str = ""
+    index: int | None = None  # position of the event in a batch, when only that event failed
+
+
+@dataclass(slots=True)
+class AdaptResult:
+    events: list[CanonicalEvent] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+
+
+class Adapter(Protocol):
+    provider: ClassVar[str]
+    # Bumped whenever the mapping changes, recorded in dead letters so a replay can be targeted.
+    version: ClassVar[str]
+
+    def adapt(self, envelope: Envelope) -> AdaptResult:
+        """Turn one raw request into canonical events. Must never raise."""
+        ...

@@ -1,0 +1,143 @@
+"""Safe JSON for hostile bodies: strict by default, lenient only as a fallback.
+
+Strict means RFC 8259 plus the rules of the fixtures' README: duplicate keys, NaN/Infinity, integer
+literals over 4,300 digits, nesting deeper than 512, invalid UTF-8 and raw control characters are
+refused with a reason. Integers beyond 2^53 and numbers written with leading zeros (iPost's
+``"mailing_id": 000001``) come out as their exact digit strings, because a JavaScript or float
+consumer downstream would otherwise round or strip them. The lenient fallback (leading zeros,
+Falconide's bracket-less ``{...},{...},``) only runs when the strict parse failed, so well-formed
+bodies pay nothing for it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+MAX_DEPTH = 512
+MAX_INT_DIGITS = 4300
+_SAFE_INT = 2**53
+
+
+class BodyError(Exception):
+    """The body cannot be read; ``reason`` is a short stable code for metrics and dead letters."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise BodyError("duplicate_keys", f"key {dup[:64]!r} appears twice in one object")
+    return obj
+
+
+def _int_or_digits(text: str) -> int | str:
+    if len(text) > MAX_INT_DIGITS:
+        raise BodyError("number_too_long", f"integer literal of {len(text)} digits")
+    value = int(text)
+    return value if -_SAFE_INT <= value <= _SAFE_INT else text
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise BodyError("number_out_of_range", f"{text[:32]} overflows a double")
+    return value
+
+
+def _reject_constant(name: str) -> Any:
+    raise BodyError("nan_infinity", f"{name} is not JSON")
+
+
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_unique_keys,
+    parse_int=_int_or_digits,
+    parse_float=_finite_float,
+    parse_constant=_reject_constant,
+    strict=True,  # raw control characters (NUL included) inside strings are errors
+)
+
+
+def _check_depth(value: Any) -> None:
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise BodyError("too_deep", f"nesting deeper than {MAX_DEPTH}")
+        children = node.values() if isinstance(node, dict) else node
+        for child in children:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+
+
+def decode_text(body: bytes) -> str:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BodyError("invalid_utf8", f"byte {exc.start}: {exc.reason}") from None
+    return text[1:] if text.startswith("\ufeff") else text
+
+
+def parse_json(body: bytes | str) -> Any:
+    """Strict JSON; raises BodyError with the reason."""
+    text = decode_text(body) if isinstance(body, bytes) else body
+    if not text.strip():
+        raise BodyError("empty_body", "no content")
+    try:
+        value = _DECODER.decode(text)
+    except BodyError:
+        raise
+    except RecursionError:
+        raise BodyError("too_deep", f"nesting deeper than {MAX_DEPTH}") from None
+    except json.JSONDecodeError as exc:
+        raise BodyError("invalid_json", f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except ValueError as exc:  # int() limits and the like
+        raise BodyError("invalid_json", str(exc)[:200]) from None
+    if isinstance(value, dict | list):
+        _check_depth(value)
+    return value
+
+
+# A JSON string, or a number with a leading zero that is not itself inside a longer token.
+_LEADING_ZERO = re.compile(r'"(?:[^"\\]|\\.)*"|(?<![\w.+-])(-?0\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)')
+
+
+def _quote_leading_zeros(text: str) -> str:
+    return _LEADING_ZERO.sub(lambda m: f'"{m.group(1)}"' if m.group(1) else m.group(0), text)
+
+
+def parse_json_lenient(body: bytes | str) -> Any:
+    """Strict JSON first; then the variations real senders produce.
+
+    - numbers with leading zeros, kept as their digit strings (iPost)
+    - objects separated by commas with no enclosing brackets, trailing comma allowed (Falconide)
+    Refusals for hostile input (duplicate keys, NaN, depth, long numbers, bad UTF-8) are final.
+    """
+    text = decode_text(body) if isinstance(body, bytes) else body
+    try:
+        return parse_json(text)
+    except BodyError as strict_error:
+        if strict_error.reason != "invalid_json":
+            raise
+        candidates = []
+        repaired = _quote_leading_zeros(text)
+        if repaired != text:
+            candidates.append(repaired)
+        stripped = repaired.strip()
+        if stripped.startswith("{"):
+            candidates.append("[" + stripped.rstrip().rstrip(",") + "]")
+        for candidate in candidates:
+            try:
+                return parse_json(candidate)
+            except BodyError as error:
+                if error.reason != "invalid_json":
+                    raise
+        raise strict_error from None

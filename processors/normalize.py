@@ -1,0 +1,107 @@
+"""Builds canonical events from what an adapter extracted: one place for ids, times and CloudEvents fields."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from typing import Any
+
+import orjson
+
+from espwire.envelope import Envelope
+from espwire.event import CanonicalEvent, EventData, Recipient
+
+_ID_NAMESPACE = b"espwire/v1"
+
+
+def event_id(provider: str, provider_event_type: str, provider_event_id: str | None, raw: Any) -> str:
+    """A deterministic id, so that a redelivered event gets the same id.
+
+    From the provider's own event id when there is one, else from a fingerprint of the provider's
+    event object (keys sorted, so a re-serialised but equal object gives the same id).
+    """
+    h = hashlib.blake2b(_ID_NAMESPACE, digest_size=16)
+    h.update(provider.encode())
+    h.update(b"\x00")
+    if provider_event_id is not None:
+        h.update(b"id\x00")
+        h.update(provider_event_type.encode("utf-8", "surrogatepass"))
+        h.update(b"\x00")
+        h.update(provider_event_id.encode("utf-8", "surrogatepass"))
+    else:
+        h.update(b"fp\x00")
+        h.update(orjson.dumps(raw, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS))
+    return str(uuid.UUID(bytes=h.digest()))
+
+
+def _prune(section: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Drops None values, and the section itself when nothing is left: events stay small."""
+    if not section:
+        return None
+    kept = {k: v for k, v in section.items() if v is not None and v != ""}
+    return kept or None
+
+
+def build_event(
+    envelope: Envelope,
+    *,
+    type: str,
+    provider_event_type: str,
+    raw: Any,
+    provider_event_id: str | None = None,
+    occurred_at: str | None = None,
+    recipient: Recipient | None = None,
+    subject: str | None = None,
+    message: dict[str, Any] | None = None,
+    campaign: dict[str, Any] | None = None,
+    link: dict[str, Any] | None = None,
+    bounce: dict[str, Any] | None = None,
+    reject_reason: str | None = None,
+    client: dict[str, Any] | None = None,
+    tags: list[str] | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> CanonicalEvent:
+    """One canonical event. ``subject`` is the recipient as a string, or None when the event names nobody."""
+    data: dict[str, Any] = {
+        "provider": envelope.provider,
+        "source_id": envelope.source_id,
+        "provider_event_type": provider_event_type,
+        "provider_event_id": provider_event_id,
+        "occurred_at": occurred_at,
+        "received_at": envelope.received_at,
+        "time_source": "provider" if occurred_at is not None else "received",
+        "recipient": _prune(dict(recipient or {})) or {},
+    }
+    for name, section in (
+        ("message", message),
+        ("campaign", campaign),
+        ("link", link),
+        ("client", client),
+        ("metadata", metadata),
+    ):
+        pruned = _prune(section)
+        if pruned is not None:
+            data[name] = pruned
+    if bounce is not None:
+        data["bounce"] = {k: v for k, v in bounce.items() if v is not None}
+    if reject_reason is not None:
+        data["reject_reason"] = reject_reason
+    if tags:
+        data["tags"] = tags
+    data["raw"] = raw
+    event: dict[str, Any] = {
+        "specversion": "1.0",
+        "id": event_id(envelope.provider, provider_event_type, provider_event_id, raw),
+        "source": f"/hooks/{envelope.source_id}",
+        "type": type,
+        "time": occurred_at or envelope.received_at,
+        "datacontenttype": "application/json",
+        "data": data,
+    }
+    if subject:
+        event["subject"] = subject
+    return event  # type: ignore[return-value]
+
+
+def as_event_data(event: CanonicalEvent) -> EventData:
+    return event["data"]
