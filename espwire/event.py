@@ -7,11 +7,10 @@ tests (``EVENT_ADAPTER``) and exports the JSON Schema kept in ``espwire/schemas/
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
-from typing_extensions import NotRequired, TypedDict
+from typing import Any, Literal, NotRequired
 
 from pydantic import TypeAdapter
+from typing_extensions import TypedDict
 
 EventType = Literal[
     "email.sent",

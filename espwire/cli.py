@@ -1,0 +1,171 @@
+"""The `espwire` command: one entry point for every stage, and `dev` for all of them on one machine."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+
+from espwire.config import ConfigError, Settings, load_settings
+
+log = logging.getLogger("espwire")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as exc:
+        print(f"espwire: configuration error\n{exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    updates: dict[str, object] = {}
+    gateway_updates = {}
+    if getattr(args, "port", None):
+        gateway_updates["port"] = args.port
+    if getattr(args, "host", None):
+        gateway_updates["host"] = args.host
+    if gateway_updates:
+        updates["gateway"] = settings.gateway.model_copy(update=gateway_updates)
+    if getattr(args, "data_dir", None):
+        updates["datadir"] = Path(args.data_dir)
+    return settings.model_copy(update=updates) if updates else settings
+
+
+def _bootstrap(settings: Settings) -> str:
+    if not settings.kafka.bootstrap:
+        print(
+            "espwire: no Kafka to talk to: set kafka.bootstrap or ESPWIRE_KAFKA_BOOTSTRAP (or use `espwire dev`)",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+    return settings.kafka.bootstrap
+
+
+async def _until_signalled(start: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await start(stop)
+
+
+# -- commands ------------------------------------------------------------------------------------
+def cmd_dev(args: argparse.Namespace) -> int:
+    from espwire.dev import run_dev
+
+    settings = _settings(args)
+    return run_dev(settings, kafka_port=args.kafka_port)
+
+
+def cmd_gateway(args: argparse.Namespace) -> int:
+    from espwire.topics import Topics, ensure_topics
+    from espwire.runtime import run
+    from ingest_gateway.app import run_workers
+
+    settings = _settings(args)
+    bootstrap = _bootstrap(settings)
+    with contextlib.suppress(Exception):  # the gateway spools while Kafka is away; topics come later
+        run(ensure_topics(bootstrap, Topics(settings.kafka.topic_prefix).core(), settings.kafka.partitions))
+    run_workers(settings, bootstrap, args.workers)
+    return 0
+
+
+def cmd_process(args: argparse.Namespace) -> int:
+    from espwire.runtime import run
+    from processors.consumer import run_processor
+
+    settings = _settings(args)
+    bootstrap = _bootstrap(settings)
+    run(_until_signalled(lambda stop: run_processor(settings, bootstrap, stop)))
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from espwire.runtime import run
+    from processors.dead_letter import replay_dead_letters
+
+    settings = _settings(args)
+    count = run(replay_dead_letters(settings, _bootstrap(settings), since=args.since, source=args.source))
+    print(f"re-submitted {count} dead-letter record(s) to {settings.kafka.topic_prefix}.raw")
+    return 0
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings(args.file)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    print(f"{args.file}: OK ({len(settings.sources)} source(s), {len(settings.sinks)} sink(s))")
+    for source in settings.sources:
+        kinds = ", ".join(rule.type for rule in source.auth)
+        print(f"  /hooks/{source.id}  provider={source.provider}  auth={kinds}")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    import orjson
+
+    from espwire.event import event_json_schema
+
+    sys.stdout.write(orjson.dumps(event_json_schema(), option=orjson.OPT_INDENT_2).decode() + "\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="espwire",
+        description="Webhooks from email and engagement providers in; one clean CloudEvents stream out.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help_text: str, func: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        command.add_argument("--config", help="TOML file (default: $ESPWIRE_CONFIG, else deploy/espwire.example.toml)")
+        command.set_defaults(func=func)
+        return command
+
+    dev = add("dev", "Run the whole pipeline on this machine with an embedded Kafka-compatible broker.", cmd_dev)
+    dev.add_argument("--port", type=int, help="gateway port (default 8080)")
+    dev.add_argument("--kafka-port", type=int, default=19092, help="embedded broker port (default 19092)")
+    dev.add_argument("--data-dir", help="spool, dedupe store and file sink output (default ./espwire-data)")
+
+    gateway = add("gateway", "Run the ingest gateway (needs kafka.bootstrap).", cmd_gateway)
+    gateway.add_argument("--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)")
+    gateway.add_argument("--port", type=int, help="listen port (default from the config, 8080)")
+    gateway.add_argument("--host", help="listen address (default from the config)")
+    gateway.add_argument("--data-dir", help="where the spool lives")
+
+    add("process", "Run a processor: espwire.raw -> canonical events on espwire.events (or espwire.dlq).", cmd_process)
+
+    replay = sub.add_parser("replay", help="Re-submit records for another try.")
+    replay_sub = replay.add_subparsers(dest="what", required=True, metavar="WHAT")
+    dlq = replay_sub.add_parser("dlq", help="Re-submit dead-letter records to espwire.raw once the adapter is fixed.")
+    dlq.add_argument("--config")
+    dlq.add_argument("--since", help="only records dead-lettered at or after this RFC 3339 time")
+    dlq.add_argument("--source", help="only records of this source id")
+    dlq.set_defaults(func=cmd_replay)
+
+    config = sub.add_parser("config", help="Configuration tools.")
+    config_sub = config.add_subparsers(dest="what", required=True, metavar="WHAT")
+    check = config_sub.add_parser("check", help="Validate a TOML file and list its sources.")
+    check.add_argument("file")
+    check.set_defaults(func=cmd_config_check)
+
+    schema = sub.add_parser("schema", help="Print the canonical event's JSON Schema.")
+    schema.set_defaults(func=cmd_schema)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,213 @@
+"""Configuration: one TOML file, every key overridable by ``ESPWIRE_<SECTION>_<KEY>`` variables.
+
+Each section is a pydantic model with ``extra="forbid"``, so a misspelt key is an error that names
+its path; secrets are ``SecretStr`` and never printed. ``espwire config check FILE`` runs exactly
+this validation.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from ipaddress import IPv4Network, IPv6Network, ip_network
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from espwire.event import Provider
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_CONFIG = REPO_ROOT / "deploy" / "espwire.example.toml"
+IPNetwork = IPv4Network | IPv6Network
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HeaderAuth(Section):
+    type: Literal["header"]
+    name: str
+    value: SecretStr
+
+
+class BasicAuth(Section):
+    type: Literal["basic"]
+    username: str
+    password: SecretStr
+
+
+class BearerAuth(Section):
+    type: Literal["bearer"]
+    token: SecretStr
+
+
+class NoAuth(Section):
+    type: Literal["none"]
+
+
+AuthRule = Annotated[HeaderAuth | BasicAuth | BearerAuth | NoAuth, Field(discriminator="type")]
+
+
+def _networks(value: Any) -> Any:
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    return [ip_network(v, strict=False) if isinstance(v, str) else v for v in value]
+
+
+class SourceConfig(Section):
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    provider: Provider
+    # Several entries: any one that matches lets the request in (secret rotation).
+    auth: list[AuthRule] = Field(default_factory=lambda: [NoAuth(type="none")])
+    allow_ips: list[IPNetwork] = Field(default_factory=list)
+    # Zone of timestamps the provider writes without an offset (iPost "YYYY-MM-DD HH:MM:SS").
+    timezone: str = "UTC"
+    dedupe_window_hours: float | None = None
+    max_body_bytes: int | None = None
+
+    _split_ips = field_validator("allow_ips", mode="before")(_networks)
+
+
+class GatewayConfig(Section):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_decompressed_bytes: int = 10 * 1024 * 1024
+    # Wait this long for the broker's acknowledgement before the request goes to the spool.
+    ack_timeout_seconds: float = 2.0
+    # A client slower than this to send its request gets 408 (slowloris guard).
+    read_timeout_seconds: float = 30.0
+    trusted_proxies: list[IPNetwork] = Field(default_factory=list)
+    spool_max_bytes: int = 1024 * 1024 * 1024
+    spool_segment_bytes: int = 64 * 1024 * 1024
+    linger_ms: int = 2
+    admin_token: SecretStr | None = None
+
+    _split_ips = field_validator("trusted_proxies", mode="before")(_networks)
+
+
+class KafkaConfig(Section):
+    # Unset: `espwire dev` starts the embedded broker and fills this in.
+    bootstrap: str | None = None
+    topic_prefix: str = "espwire"
+    partitions: int = 4
+    replication: int = 1
+    compression: Literal["gzip", "snappy", "lz4", "zstd"] | None = None
+    client_id: str = "espwire"
+
+
+class ProcessorConfig(Section):
+    group_id: str = "espwire-processors"
+    max_batch_records: int = 2000
+    max_batch_wait_ms: int = 50
+
+
+class DedupeConfig(Section):
+    enabled: bool = True
+    store: Literal["redis", "sqlite", "memory"] = "sqlite"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = "espwire:dedupe:"
+    window_hours: float = 72.0
+    # What the processor does when the store is down: pause (default) or pass events through.
+    on_store_error: Literal["pause", "pass"] = "pause"
+
+
+class EnrichConfig(Section):
+    user_agent: bool = True
+    geoip: bool = True
+    geoip_city_db: Path | None = None
+    geoip_asn_db: Path | None = None
+    mailbox_provider: bool = True
+    workspace_domains: dict[str, str] = Field(default_factory=dict)
+    machine_open: bool = True
+    bot_click: bool = True
+    bot_click_seconds_after_delivery: float = 10.0
+    bounce_class: bool = True
+    campaign_csv: Path | None = None
+
+
+class SinkConfig(Section):
+    """One `[[sinks]]` entry; each kind validates its own options in sinks/."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")
+    type: Literal["kafka_router", "postgres", "files", "http_forward", "suppression", "stdout"]
+    enabled: bool = True
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ESPWIRE_",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        extra="forbid",
+        frozen=True,
+    )
+
+    gateway: GatewayConfig = GatewayConfig()
+    kafka: KafkaConfig = KafkaConfig()
+    processor: ProcessorConfig = ProcessorConfig()
+    dedupe: DedupeConfig = DedupeConfig()
+    enrich: EnrichConfig = EnrichConfig()
+    sources: list[SourceConfig] = Field(default_factory=list)
+    sinks: list[SinkConfig] = Field(default_factory=list)
+    # Where the spool, the embedded dedupe store and file sinks live.
+    datadir: Path = Path("espwire-data")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML file comes in as init values; the environment wins over it.
+        return (env_settings, init_settings)
+
+    def source(self, source_id: str) -> SourceConfig | None:
+        return self._sources_by_id().get(source_id)
+
+    def _sources_by_id(self) -> dict[str, SourceConfig]:
+        return {s.id: s for s in self.sources}
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_ids(cls, sources: list[SourceConfig]) -> list[SourceConfig]:
+        seen: set[str] = set()
+        for source in sources:
+            if source.id in seen:
+                raise ValueError(f"two sources are named {source.id!r}")
+            seen.add(source.id)
+        return sources
+
+
+class ConfigError(Exception):
+    """A configuration file that cannot be used; the message names the file and the key's path."""
+
+
+def _describe(error: ValidationError, origin: str) -> str:
+    lines = [f"{origin}: {error.error_count()} problem(s)"]
+    for item in error.errors():
+        path = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        lines.append(f"  {path}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def load_settings(path: Path | str | None = None) -> Settings:
+    """Reads the TOML file (``path``, else ``$ESPWIRE_CONFIG``, else the example), then the environment."""
+    chosen = Path(path or os.environ.get("ESPWIRE_CONFIG") or EXAMPLE_CONFIG)
+    try:
+        values = tomllib.loads(chosen.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{chosen}: no such file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{chosen}: not valid TOML: {exc}") from None
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, str(chosen))) from None

@@ -1,0 +1,1 @@
+"""The ingest gateway: authenticate each webhook POST, keep it as received, acknowledge once durable."""

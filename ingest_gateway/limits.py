@@ -1,0 +1,116 @@
+"""Request limits: body size before and after decompression, accepted encodings, client address.
+
+A body over the limit is refused (413) before anything past the limit is read, and a compressed
+body is inflated in bounded steps, so a gzip bomb costs at most the limit in memory.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from ipaddress import IPv4Address, IPv6Address, ip_address
+
+from aiohttp import web
+
+from espwire.config import IPNetwork
+
+ACCEPTED_ENCODINGS = ("identity", "gzip", "x-gzip", "deflate")
+_READ_CHUNK = 64 * 1024
+
+
+class RequestRefused(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def content_encoding(request: web.Request) -> str:
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower() or "identity"
+    if encoding not in ACCEPTED_ENCODINGS:
+        raise RequestRefused(415, f"Content-Encoding {encoding[:32]!r} is not supported")
+    return encoding
+
+
+async def read_body(request: web.Request, max_bytes: int) -> bytes:
+    """The body as sent on the wire, refusing (413) as soon as it is over ``max_bytes``."""
+    declared = request.content_length
+    if declared is not None and declared > max_bytes:
+        raise RequestRefused(413, f"body of {declared} bytes is over the {max_bytes}-byte limit")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await request.content.read(_READ_CHUNK)
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > max_bytes:
+            raise RequestRefused(413, f"body is over the {max_bytes}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def decode_body(body: bytes, encoding: str, max_bytes: int) -> bytes:
+    """Inflates gzip/deflate in bounded steps: 413 past ``max_bytes``, 400 for a broken stream."""
+    if encoding == "identity" or not body:
+        return body
+    if encoding in ("gzip", "x-gzip"):
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    else:
+        # "deflate" is zlib-wrapped by the RFC, raw in some clients: the header tells which.
+        raw = len(body) < 2 or (body[0] & 0x0F) != 8 or ((body[0] << 8) | body[1]) % 31 != 0
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS if raw else zlib.MAX_WBITS)
+    out: list[bytes] = []
+    size = 0
+    pending = body
+    try:
+        while pending:
+            piece = inflater.decompress(pending, _READ_CHUNK)
+            size += len(piece)
+            if size > max_bytes:
+                raise RequestRefused(413, f"body inflates past the {max_bytes}-byte limit")
+            out.append(piece)
+            pending = inflater.unconsumed_tail
+            if inflater.eof:
+                break
+        if not inflater.eof:
+            raise RequestRefused(400, f"truncated {encoding} stream")
+    except zlib.error as exc:
+        raise RequestRefused(400, f"invalid {encoding} stream: {exc}") from None
+    return b"".join(out)
+
+
+def client_address(request: web.Request, trusted_proxies: Sequence[IPNetwork]) -> str | None:
+    """The peer, or the first untrusted hop of X-Forwarded-For when the peer is a trusted proxy."""
+    peer = request.remote
+    if not trusted_proxies or peer is None:
+        return peer
+    try:
+        peer_ip: IPv4Address | IPv6Address = ip_address(peer)
+    except ValueError:
+        return peer
+    if not any(peer_ip in net for net in trusted_proxies):
+        return peer
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
+        try:
+            hop_ip = ip_address(hop)
+        except ValueError:
+            return peer  # a malformed chain is not trusted past the proxy itself
+        if not any(hop_ip in net for net in trusted_proxies):
+            return hop
+    return peer
+
+
+def address_allowed(address: str | None, allow: Sequence[IPNetwork]) -> bool:
+    if not allow:
+        return True
+    if address is None:
+        return False
+    try:
+        ip = ip_address(address)
+    except ValueError:
+        return False
+    if isinstance(ip, IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in net for net in allow)

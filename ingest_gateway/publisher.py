@@ -1,0 +1,166 @@
+"""Puts envelopes on espwire.raw: to Kafka (acks=all) while it answers, to the spool while it does not.
+
+``persist`` returns only once the record is durable, which is what makes the gateway's 200 a
+promise. A send that times out may still reach Kafka later and also sit in the spool: that gives a
+duplicate raw record, never a loss, and the processors' dedupe removes the repeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Literal
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from espwire.envelope import Envelope
+from ingest_gateway import metrics
+from ingest_gateway.spool import Spool
+
+log = logging.getLogger("espwire.gateway.publisher")
+
+
+class RawPublisher:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        spool: Spool,
+        *,
+        ack_timeout: float = 2.0,
+        linger_ms: int = 2,
+        compression: str | None = None,
+        client_id: str = "espwire-gateway",
+        probe_interval: float = 0.5,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.spool = spool
+        self.ack_timeout = ack_timeout
+        self.linger_ms = linger_ms
+        self.compression = compression
+        self.client_id = client_id
+        self.probe_interval = probe_interval
+        self._producer: AIOKafkaProducer | None = None
+        self._kafka_up = False
+        self._supervisor: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    @property
+    def kafka_up(self) -> bool:
+        return self._kafka_up
+
+    @property
+    def ready(self) -> bool:
+        return not self._stopping and (self._kafka_up or self.spool.has_room)
+
+    async def start(self) -> None:
+        self.spool.open()
+        await self._connect()
+        self._supervisor = asyncio.get_running_loop().create_task(self._supervise(), name="raw-supervisor")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+        if self._producer is not None:
+            with contextlib.suppress(Exception):
+                await self._producer.stop()
+        await self.spool.close()
+
+    async def _connect(self) -> bool:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap,
+            client_id=self.client_id,
+            acks="all",
+            enable_idempotence=False,  # Tansu refuses it; dedupe downstream covers retries
+            linger_ms=self.linger_ms,
+            compression_type=self.compression,
+            max_request_size=16 * 1024 * 1024,
+            request_timeout_ms=max(5000, int(self.ack_timeout * 3000)),
+            retry_backoff_ms=100,
+        )
+        try:
+            await asyncio.wait_for(producer.start(), timeout=max(self.ack_timeout, 5.0))
+        except (KafkaError, OSError, TimeoutError) as exc:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+            log.warning("kafka not reachable; requests go to the spool", extra={"error": repr(exc)})
+            self._set_up(False)
+            return False
+        self._producer = producer
+        self._set_up(True)
+        return True
+
+    def _set_up(self, up: bool) -> None:
+        if up != self._kafka_up:
+            log.warning("kafka is %s", "back" if up else "down; spooling")
+        self._kafka_up = up
+        metrics.KAFKA_UP.set(1 if up else 0)
+
+    async def _send(self, envelope: Envelope) -> None:
+        assert self._producer is not None
+        future = await self._producer.send(
+            self.topic, envelope.body, key=envelope.key, headers=envelope.kafka_headers()
+        )
+        await asyncio.shield(future)
+
+    async def persist(self, envelope: Envelope) -> Literal["kafka", "spool"]:
+        """Durable when it returns; raises SpoolFull when neither Kafka nor the spool can take it."""
+        if self._kafka_up and self._producer is not None:
+            try:
+                await asyncio.wait_for(self._send(envelope), timeout=self.ack_timeout)
+                return "kafka"
+            except (KafkaError, TimeoutError) as exc:
+                metrics.PRODUCER_ERRORS.inc()
+                log.warning(
+                    "kafka did not acknowledge in time; spooling",
+                    extra={"request_id": envelope.request_id, "error": repr(exc)},
+                )
+                self._set_up(False)
+        await self.spool.append(envelope)
+        metrics.SPOOLED.inc()
+        metrics.SPOOL_BYTES.set(self.spool.bytes)
+        return "spool"
+
+    async def _publish_batch(self, envelopes: list[Envelope]) -> None:
+        assert self._producer is not None
+        futures = [
+            await self._producer.send(self.topic, e.body, key=e.key, headers=e.kafka_headers()) for e in envelopes
+        ]
+        await asyncio.wait_for(asyncio.gather(*futures), timeout=max(10.0, self.ack_timeout * 5))
+        metrics.DRAINED.inc(len(envelopes))
+
+    async def _probe(self) -> bool:
+        if self._producer is None:
+            return await self._connect()
+        try:
+            await asyncio.wait_for(self._producer.client.fetch_all_metadata(), timeout=self.ack_timeout)
+        except (KafkaError, OSError, TimeoutError):
+            return False
+        return True
+
+    async def _supervise(self) -> None:
+        """Finds Kafka again after an outage, then drains the spool into it in order."""
+        while True:
+            try:
+                if not self._kafka_up and await self._probe():
+                    self._set_up(True)
+                if self._kafka_up and not self.spool.is_empty():
+                    torn_before = self.spool.torn_records_skipped
+                    drained = await self.spool.drain(self._publish_batch)
+                    metrics.TORN.inc(self.spool.torn_records_skipped - torn_before)
+                    metrics.SPOOL_BYTES.set(self.spool.bytes)
+                    if drained:
+                        log.info("spool drained", extra={"records": drained})
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the next round tries again; nothing is deleted unacknowledged
+                metrics.PRODUCER_ERRORS.inc()
+                log.warning("spool drain interrupted", extra={"error": repr(exc)})
+                self._set_up(False)
+            await asyncio.sleep(self.probe_interval)

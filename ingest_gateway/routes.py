@@ -1,0 +1,141 @@
+"""The webhook endpoint and the health routes.
+
+The gateway judges who sends and how much, never what: an authenticated request within the limits
+is kept exactly as received (Falconide never retries, so a refused POST is lost for good), and
+the processors dead-letter what they cannot parse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+
+import orjson
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from espwire.config import Settings, SourceConfig
+from espwire.envelope import Envelope
+from ingest_gateway import auth, limits, metrics
+from ingest_gateway.publisher import RawPublisher
+from ingest_gateway.spool import SpoolFull
+from processors.timestamps import utc_now
+
+log = logging.getLogger("espwire.gateway")
+
+HOOK_METHODS = ("POST", "PUT", "GET", "HEAD")
+# Request headers a processor may want; everything else (and every credential) stays behind.
+_KEPT_HEADERS = (
+    "content-type",
+    "user-agent",
+    "x-messagesystems-batch-id",
+    "x-forwarded-for",
+    "x-request-id",
+)
+_RETRY_AFTER_SECONDS = "30"
+
+
+def _json(status: int, body: dict[str, object], headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json", headers=headers)
+
+
+class HookHandler:
+    def __init__(self, settings: Settings, publisher: RawPublisher) -> None:
+        self.settings = settings
+        self.publisher = publisher
+        self.gateway = settings.gateway
+        self._sources = {s.id: s for s in settings.sources}
+        self._credential_headers = {s.id: auth.credential_header_names(s) for s in settings.sources}
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        source = self._sources.get(request.match_info["source_id"])
+        if source is None:
+            return _json(404, {"error": "unknown source"})
+        metrics.IN_FLIGHT.inc()
+        try:
+            response = await self._handle_source(request, source)
+        finally:
+            metrics.IN_FLIGHT.dec()
+        metrics.REQUESTS.labels(source.id, source.provider, str(response.status)).inc()
+        return response
+
+    async def _handle_source(self, request: web.Request, source: SourceConfig) -> web.StreamResponse:
+        started = time.perf_counter()
+        if request.method not in HOOK_METHODS:
+            return _json(405, {"error": f"method {request.method} not allowed"}, {"Allow": ", ".join(HOOK_METHODS)})
+        address = limits.client_address(request, self.gateway.trusted_proxies)
+        # The allow-list is Pure360's only credential, so failing it is a 401 like a bad secret.
+        if not limits.address_allowed(address, source.allow_ips) or not auth.authenticate(source, request.headers):
+            challenge = auth.challenge(source)
+            log.info("refused: bad credentials", extra={"source": source.id, "remote": address})
+            return _json(401, {"error": "unauthorized"}, {"WWW-Authenticate": challenge} if challenge else None)
+        if request.method == "HEAD":
+            return web.Response(status=200)  # Falconide's URL check
+        if request.method == "GET" and not request.query_string:
+            return _json(200, {"status": "ok"})  # a URL check; nothing to keep
+        max_bytes = source.max_body_bytes or self.gateway.max_body_bytes
+        try:
+            encoding = limits.content_encoding(request)
+            async with asyncio.timeout(self.gateway.read_timeout_seconds):
+                wire = await limits.read_body(request, max_bytes)
+            body = limits.decode_body(wire, encoding, self.gateway.max_decompressed_bytes)
+        except limits.RequestRefused as refused:
+            log.info("refused", extra={"source": source.id, "status": refused.status, "reason": refused.reason})
+            return _json(refused.status, {"error": refused.reason}, {"Connection": "close"})
+        except TimeoutError:
+            return _json(408, {"error": "request body not received in time"}, {"Connection": "close"})
+        envelope = self._envelope(request, source, body, address)
+        try:
+            path = await self.publisher.persist(envelope)
+        except SpoolFull:
+            log.error("refused: kafka down and spool full", extra={"source": source.id})
+            return _json(503, {"error": "temporarily unable to store"}, {"Retry-After": _RETRY_AFTER_SECONDS})
+        except Exception as exc:
+            log.exception("could not store request", extra={"source": source.id, "error": repr(exc)})
+            return _json(503, {"error": "temporarily unable to store"}, {"Retry-After": _RETRY_AFTER_SECONDS})
+        metrics.ACK_LATENCY.labels(path).observe(time.perf_counter() - started)
+        metrics.REQUEST_BYTES.labels(source.id, source.provider).inc(len(body))
+        return _json(200, {"status": "accepted", "request_id": envelope.request_id})
+
+    def _envelope(self, request: web.Request, source: SourceConfig, body: bytes, address: str | None) -> Envelope:
+        secret_names = self._credential_headers[source.id]
+        headers = {
+            name: value
+            for name in _KEPT_HEADERS
+            if name not in secret_names and (value := request.headers.get(name)) is not None
+        }
+        options = {"timezone": source.timezone} if source.timezone != "UTC" else {}
+        return Envelope(
+            source_id=source.id,
+            provider=source.provider,
+            request_id=uuid.uuid4().hex,
+            received_at=utc_now(),
+            method=request.method,
+            content_type=request.headers.get("Content-Type", ""),
+            body=body,
+            headers=headers,
+            remote_addr=address,
+            query=request.query_string,
+            options=options,
+        )
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return _json(200, {"status": "ok"})
+
+
+def readyz_handler(publisher: RawPublisher) -> web.RequestHandler:  # type: ignore[type-arg]
+    async def readyz(request: web.Request) -> web.Response:
+        ready = publisher.ready
+        body = {"ready": ready, "kafka": publisher.kafka_up, "spool_bytes": publisher.spool.bytes}
+        return _json(200 if ready else 503, body)
+
+    return readyz
+
+
+async def metrics_handler(request: web.Request) -> web.Response:
+    response = web.Response(body=generate_latest())
+    response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
+    return response

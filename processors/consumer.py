@@ -1,0 +1,110 @@
+"""The processor's consumer group on espwire.raw.
+
+Delivery: at-least-once. A batch's offsets are committed only after every record it produced
+(events and dead letters) has been acknowledged with acks=all, so a crash or a rebalance gives
+redelivery, never loss; the dedupe stage turns the redelivery into nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+
+from espwire.config import Settings
+from espwire.topics import Topics, ensure_topics
+from processors import metrics
+from processors.pipeline import BatchResult, Pipeline
+
+log = logging.getLogger("espwire.processor")
+
+
+async def publish(producer: AIOKafkaProducer, result: BatchResult) -> None:
+    futures = [await producer.send(o.topic, o.value, key=o.key, headers=o.headers) for o in result.outgoing]
+    if futures:
+        await asyncio.gather(*futures)
+
+
+def make_producer(settings: Settings, bootstrap: str, client_suffix: str) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        client_id=f"{settings.kafka.client_id}-{client_suffix}",
+        acks="all",
+        enable_idempotence=False,  # Tansu refuses it; dedupe by event id covers producer retries
+        linger_ms=5,
+        max_batch_size=512 * 1024,
+        max_request_size=16 * 1024 * 1024,
+        compression_type=settings.kafka.compression,
+    )
+
+
+async def build_pipeline(settings: Settings) -> tuple[Pipeline, list[object]]:
+    """The pipeline with the configured dedupe and enrichers; returns what must be closed afterwards."""
+    from processors.stages import build_stages
+
+    return await build_stages(settings)
+
+
+async def run_processor(
+    settings: Settings, bootstrap: str, stop: asyncio.Event, *, pipeline: Pipeline | None = None
+) -> None:
+    topics = Topics(settings.kafka.topic_prefix)
+    await ensure_topics(bootstrap, topics.core(), settings.kafka.partitions, settings.kafka.replication)
+    closeables: list[object] = []
+    if pipeline is None:
+        pipeline, closeables = await build_pipeline(settings)
+    conf = settings.processor
+    consumer = AIOKafkaConsumer(
+        topics.raw,
+        bootstrap_servers=bootstrap,
+        group_id=conf.group_id,
+        client_id=f"{settings.kafka.client_id}-processor-{uuid.uuid4().hex[:6]}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=32 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
+    )
+    producer = make_producer(settings, bootstrap, "processor")
+    await producer.start()
+    await consumer.start()
+    log.info("processor started", extra={"group": conf.group_id, "topic": topics.raw})
+    try:
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=conf.max_batch_wait_ms * 4, max_records=conf.max_batch_records)
+            if not batch:
+                continue
+            started = time.perf_counter()
+            records = [record for part in batch.values() for record in part]
+            result = await pipeline.run(records)
+            await publish(producer, result)
+            if pipeline.dedupe is not None:
+                await pipeline.dedupe.confirm(result.events)
+            offsets = {tp: part[-1].offset + 1 for tp, part in batch.items()}
+            try:
+                await consumer.commit(offsets)
+            except CommitFailedError as exc:
+                # Partitions moved to another member mid-batch: it re-reads them, dedupe drops the repeats.
+                log.warning("commit failed after a rebalance", extra={"error": repr(exc)})
+            metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+            _record_lag(consumer, offsets)
+    finally:
+        with contextlib.suppress(KafkaError):
+            await consumer.stop()
+        await producer.stop()
+        for closeable in closeables:
+            close = getattr(closeable, "close", None)
+            if close is not None:
+                await close()
+        log.info("processor stopped")
+
+
+def _record_lag(consumer: AIOKafkaConsumer, next_offsets: dict[TopicPartition, int]) -> None:
+    for tp, next_offset in next_offsets.items():
+        highwater = consumer.highwater(tp)
+        if highwater is not None:
+            metrics.LAG.labels(str(tp.partition)).set(max(0, highwater - next_offset))

@@ -1,0 +1,88 @@
+"""Dead letters: what could not become events, kept whole with the reason, and replayable.
+
+A dead-letter record is the raw record itself (same value, same envelope header) plus one more
+header saying why. Replaying puts it back on espwire.raw unchanged, so the fingerprint-based event
+ids come out the same and a partial earlier success is deduplicated, not doubled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from espwire.config import Settings
+from espwire.envelope import ENVELOPE_HEADER, Envelope
+from espwire.topics import Topics
+from processors.adapters.base import Failure
+from processors.timestamps import utc_now
+
+DLQ_HEADER = "espwire-dlq"
+
+
+def dead_letter_headers(envelope: Envelope, failures: list[Failure], adapter_version: str) -> list[tuple[str, bytes]]:
+    first = failures[0]
+    info: dict[str, Any] = {
+        "reason": first.reason,
+        "detail": first.detail,
+        "failures": [{"reason": f.reason, "detail": f.detail, "index": f.index} for f in failures[:50]],
+        "provider": envelope.provider,
+        "source_id": envelope.source_id,
+        "adapter_version": adapter_version,
+        "failed_at": utc_now(),
+    }
+    return [*envelope.kafka_headers(), (DLQ_HEADER, orjson.dumps(info))]
+
+
+def dead_letter_info(headers: Any) -> dict[str, Any] | None:
+    for name, value in headers or ():
+        if name == DLQ_HEADER:
+            info: dict[str, Any] = orjson.loads(value)
+            return info
+    return None
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+async def replay_dead_letters(
+    settings: Settings, bootstrap: str, *, since: str | None = None, source: str | None = None, idle_ms: int = 2000
+) -> int:
+    """Reads the whole dead-letter topic once and re-submits the matching records to espwire.raw."""
+    topics = Topics(settings.kafka.topic_prefix)
+    consumer = AIOKafkaConsumer(
+        topics.dlq,
+        bootstrap_servers=bootstrap,
+        group_id=f"espwire-replay-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False, linger_ms=5)
+    await consumer.start()
+    await producer.start()
+    since_at = _instant(since) if since else None
+    futures = []
+    try:
+        while True:
+            batch = await consumer.getmany(timeout_ms=idle_ms)
+            if not batch:
+                break
+            for records in batch.values():
+                for record in records:
+                    info = dead_letter_info(record.headers) or {}
+                    if source and info.get("source_id") != source:
+                        continue
+                    if since_at and (not info.get("failed_at") or _instant(info["failed_at"]) < since_at):
+                        continue
+                    headers = [(k, v) for k, v in record.headers if k == ENVELOPE_HEADER]
+                    futures.append(await producer.send(topics.raw, record.value, key=record.key, headers=headers))
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+        await consumer.stop()
+    return len(futures)

@@ -1,0 +1,162 @@
+"""One consumed batch of raw records -> the records to publish (events and dead letters).
+
+adapt -> dedupe -> enrich -> serialise. Adapting is synchronous CPU work; dedupe and enrichment
+are batch-oriented so a batch costs one store round trip, not one per event.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+
+from espwire.envelope import Envelope
+from espwire.event import CanonicalEvent
+from espwire.topics import Topics
+from processors import metrics
+from processors.adapters import ADAPTERS, Adapter, Failure
+from processors.dead_letter import dead_letter_headers
+
+log = logging.getLogger("espwire.processor")
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+@dataclass(slots=True)
+class BatchResult:
+    outgoing: list[Outgoing] = field(default_factory=list)
+    events: list[CanonicalEvent] = field(default_factory=list)  # published events, for dedupe confirmation
+    dead_letters: int = 0
+
+
+class RawRecord(Protocol):
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]]: ...
+
+
+class Deduplicator(Protocol):
+    """Keeps one copy of each event id per window (processors/dedupe)."""
+
+    async def filter(self, events: list[CanonicalEvent]) -> tuple[list[CanonicalEvent], list[tuple[CanonicalEvent, str]]]:
+        """The events to publish, and the ones to dead-letter with a reason (conflicting duplicates)."""
+        ...
+
+    async def confirm(self, events: list[CanonicalEvent]) -> None:
+        """Called once the events are acknowledged by the broker."""
+        ...
+
+
+class Enrichment(Protocol):
+    async def __call__(self, events: list[CanonicalEvent]) -> None: ...
+
+
+def event_headers(event: CanonicalEvent) -> list[tuple[str, bytes]]:
+    """CloudEvents Kafka binding names, so consumers can route without parsing the value."""
+    headers = [
+        ("ce_specversion", b"1.0"),
+        ("ce_id", event["id"].encode()),
+        ("ce_source", event["source"].encode()),
+        ("ce_type", event["type"].encode()),
+        ("ce_time", event["time"].encode()),
+        ("content-type", b"application/cloudevents+json"),
+    ]
+    subject = event.get("subject")
+    if subject:
+        headers.append(("ce_subject", subject.encode()))
+    return headers
+
+
+def serialise_event(topic: str, event: CanonicalEvent) -> Outgoing:
+    subject = event.get("subject")
+    # Keyed by recipient: one recipient's events stay in order on one partition.
+    key = subject.encode() if subject else event["id"].encode()
+    value = orjson.dumps(event, option=orjson.OPT_NON_STR_KEYS)
+    return Outgoing(topic, key, value, event_headers(event))
+
+
+def dead_letter(topic: str, envelope: Envelope, failures: list[Failure], adapter_version: str) -> Outgoing:
+    metrics.DEAD_LETTERS.labels(failures[0].reason).inc()
+    return Outgoing(
+        topic, envelope.request_id.encode(), envelope.body, dead_letter_headers(envelope, failures, adapter_version)
+    )
+
+
+class Pipeline:
+    def __init__(
+        self,
+        topics: Topics,
+        *,
+        adapters: dict[str, Adapter] | None = None,
+        dedupe: Deduplicator | None = None,
+        enrich: Enrichment | None = None,
+    ) -> None:
+        self.topics = topics
+        self.adapters = adapters or ADAPTERS
+        self.dedupe = dedupe
+        self.enrich = enrich
+
+    def adapt(self, records: Iterable[RawRecord]) -> tuple[list[CanonicalEvent], list[Outgoing]]:
+        events: list[CanonicalEvent] = []
+        dead: list[Outgoing] = []
+        for record in records:
+            try:
+                envelope = Envelope.from_record(record.value, record.headers)
+            except ValueError as exc:
+                # Not written by our gateway: keep it anyway, with whatever headers it had.
+                metrics.DEAD_LETTERS.labels("bad_envelope").inc()
+                info = orjson.dumps({"reason": "bad_envelope", "detail": str(exc)[:500]})
+                dead.append(Outgoing(self.topics.dlq, None, record.value or b"", [*record.headers, ("espwire-dlq", info)]))
+                continue
+            metrics.RECORDS_IN.labels(envelope.provider).inc()
+            adapter = self.adapters.get(envelope.provider)
+            if adapter is None:
+                dead.append(dead_letter(self.topics.dlq, envelope, [Failure("unknown_provider", envelope.provider)], "-"))
+                continue
+            result = adapter.adapt(envelope)
+            events.extend(result.events)
+            if result.failures:
+                dead.append(dead_letter(self.topics.dlq, envelope, result.failures, adapter.version))
+        return events, dead
+
+    async def run(self, records: Iterable[RawRecord]) -> BatchResult:
+        events, dead = self.adapt(records)
+        result = BatchResult(outgoing=dead, dead_letters=len(dead))
+        if self.dedupe is not None and events:
+            events, conflicts = await self.dedupe.filter(events)
+            for event, reason in conflicts:
+                result.outgoing.append(self._conflict(event, reason))
+                result.dead_letters += 1
+        if self.enrich is not None and events:
+            await self.enrich(events)
+        topic = self.topics.events
+        for event in events:
+            result.outgoing.append(serialise_event(topic, event))
+            data = event["data"]
+            metrics.EVENTS_OUT.labels(data["provider"], event["type"]).inc()
+            if event["type"] == "unknown":
+                metrics.UNKNOWN_TYPES.labels(data["provider"]).inc()
+        result.events = events
+        return result
+
+    def _conflict(self, event: CanonicalEvent, reason: str) -> Outgoing:
+        metrics.DEAD_LETTERS.labels(reason).inc()
+        info: dict[str, Any] = {"reason": reason, "detail": f"event {event['id']} seen before with other content"}
+        info["source_id"] = event["data"]["source_id"]
+        info["provider"] = event["data"]["provider"]
+        return Outgoing(
+            self.topics.dlq,
+            event["id"].encode(),
+            orjson.dumps(event, option=orjson.OPT_NON_STR_KEYS),
+            [("espwire-dlq", orjson.dumps(info)), *event_headers(event)],
+        )
