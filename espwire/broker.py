@@ -44,8 +44,10 @@ def wait_for_port(host: str, port: int, timeout: float) -> None:
 class EmbeddedBroker:
     """Runs Tansu as a child process on a loopback port; usable as a context manager."""
 
-    def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
+    def __init__(self, port: int | None = None, log_path: Path | None = None, advertised_port: int | None = None) -> None:
         self.port = port or free_port()
+        # Tests put a proxy they control in front: clients must then be told to use the proxy's port.
+        self.advertised_port = advertised_port or self.port
         self.log_path = log_path
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -59,15 +61,16 @@ class EmbeddedBroker:
 
     def start(self, timeout: float = 20.0) -> None:
         url = f"tcp://127.0.0.1:{self.port}"
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self._process = subprocess.Popen(
-            [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url],
-            stdout=log,
-            stderr=log,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, "RUST_LOG": os.environ.get("ESPWIRE_BROKER_LOG", "warn")},
-            start_new_session=True,  # Ctrl-C in a terminal reaches us, and we stop it in order
-        )
+        advertised = f"tcp://127.0.0.1:{self.advertised_port}"
+        with open(self.log_path or os.devnull, "ab") as log:  # the child keeps its own descriptor
+            self._process = subprocess.Popen(
+                [broker_binary(), "broker", "--listener-url", url, "--advertised-listener-url", advertised],
+                stdout=log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, "RUST_LOG": os.environ.get("ESPWIRE_BROKER_LOG", "warn")},
+                start_new_session=True,  # Ctrl-C in a terminal reaches us, and we stop it in order
+            )
         try:
             wait_for_port("127.0.0.1", self.port, timeout)
         except TimeoutError:

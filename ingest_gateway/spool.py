@@ -105,6 +105,7 @@ class Spool:
         self._writer: asyncio.Task[None] | None = None
         self._io_lock = asyncio.Lock()
         self.torn_records_skipped = 0
+        self._full = False
 
     # -- lifecycle -----------------------------------------------------------------------------
     @classmethod
@@ -158,7 +159,8 @@ class Spool:
 
     @property
     def has_room(self) -> bool:
-        return self._bytes < self.max_bytes
+        # Full from the first refusal until a drain frees space: readiness must not flap per request.
+        return not self._full and self._bytes < self.max_bytes
 
     def segments(self) -> list[Path]:
         return sorted(self.directory.glob(f"*{_SEGMENT_SUFFIX}"))
@@ -171,6 +173,7 @@ class Spool:
         """Returns once the record is fsync'ed; raises SpoolFull when there is no room."""
         record = encode_record(envelope)
         if self._bytes + len(record) > self.max_bytes:
+            self._full = True
             raise SpoolFull(f"spool at {self._bytes} of {self.max_bytes} bytes")
         self._bytes += len(record)  # reserved now, so concurrent appends cannot overshoot
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -247,6 +250,7 @@ class Spool:
             path.unlink()
             await asyncio.to_thread(_fsync_dir, self.directory)
             self._bytes = max(0, self._bytes - size)
+            self._full = False
             published += len(scan.envelopes)
         return published
 
