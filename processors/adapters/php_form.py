@@ -1,0 +1,137 @@
+"""Decodes application/x-www-form-urlencoded bodies written in PHP's array syntax into dicts and lists.
+
+``event[0][type]=OPEN`` becomes ``{"event": {"0": {"type": "OPEN"}}}`` and ``List_Names[]=a&List_Names[]=b``
+becomes ``{"List_Names": ["a", "b"]}``. Guarantees: strict UTF-8 (raw or percent-encoded; invalid ->
+``BodyError("invalid_utf8")``), at most ``MAX_FIELDS`` fields and ``MAX_DEPTH`` bracket levels, time linear
+in the body size, so a hostile body is refused with a reason instead of hanging or exhausting memory.
+
+Decisions (where PHP's own ``$_POST`` rules are either lossy or surprising):
+- Same name twice, or a name used both as a value and as an array: the last one wins, as in PHP.
+- Names are kept as sent: PHP's rewriting of ``.`` and spaces to ``_`` is not copied, because the fields
+  are passed through to events as they were written.
+- A name that is not well-formed array syntax (``a[b``, ``[x]=1``, ``a[b]c``) is kept as one literal key
+  instead of being half-parsed the way PHP does.
+- Explicit indices (``event[0]``) make dicts keyed by the index text, ``[]`` makes lists; mixing both
+  on one array turns the list into a dict keyed ``"0"``, ``"1"``..., which is how PHP numbers them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import parse_qsl
+
+from processors.adapters.json_body import BodyError, decode_text
+
+MAX_FIELDS = 10_000
+MAX_DEPTH = 32
+# Longest index that is treated as a list position; longer digit runs are plain dict keys, so a
+# hostile index never reaches int() (which refuses 4,300+ digits) or allocates a huge list.
+_MAX_INDEX_DIGITS = 9
+
+
+# A base name followed only by complete [..] groups, none containing a bracket.
+_ARRAY_NAME = re.compile(r"([^\[]+)((?:\[[^\[\]]*\])+)")
+_SEGMENT = re.compile(r"\[([^\[\]]*)\]")
+
+
+def split_name(name: str) -> list[str] | None:
+    """``a[b][]`` -> ``["a", "b", ""]``; None when the name is not well-formed PHP array syntax."""
+    if "[" not in name:
+        return None
+    match = _ARRAY_NAME.fullmatch(name)
+    if match is None:
+        return None
+    groups = match.group(2)
+    if groups.count("[") > MAX_DEPTH:
+        raise BodyError("too_deep", f"form field name nested deeper than {MAX_DEPTH}")
+    return [match.group(1), *_SEGMENT.findall(groups)]
+
+
+def _is_index(key: str) -> bool:
+    return 0 < len(key) <= _MAX_INDEX_DIGITS and key.isascii() and key.isdigit() and (key == "0" or key[0] != "0")
+
+
+class _Builder:
+    """Places values into nested containers; remembers the next ``[]`` position of dicts."""
+
+    def __init__(self) -> None:
+        self.root: dict[str, Any] = {}
+        # id -> (the dict itself, next [] position). Holding the dict keeps its id from being reused
+        # by a new dict after PHP's last-one-wins replaced it.
+        self._next_index: dict[int, tuple[dict[str, Any], int]] = {}
+
+    def _append_key(self, container: dict[str, Any]) -> str:
+        known = self._next_index.get(id(container))
+        # Computed once per dict, then counted: `a[x]=..&a[]=..` repeated stays linear.
+        nxt = known[1] if known else 1 + max((int(k) for k in container if _is_index(k)), default=-1)
+        self._next_index[id(container)] = (container, nxt + 1)
+        return str(nxt)
+
+    def _note_key(self, container: dict[str, Any], key: str) -> None:
+        if not self._next_index:  # the common case: no [] was ever used on a dict
+            return
+        known = self._next_index.get(id(container))
+        if known is not None and _is_index(key) and int(key) >= known[1]:
+            self._next_index[id(container)] = (container, int(key) + 1)
+
+    def _container_for(self, child: Any, next_key: str) -> dict[str, Any] | list[Any]:
+        """The container to descend into for ``next_key``: the existing one when it fits, else a new one."""
+        if isinstance(child, dict):
+            return child
+        if isinstance(child, list):
+            if next_key == "" or (_is_index(next_key) and int(next_key) <= len(child)):
+                return child
+            # A name on a [] list: PHP arrays are maps, so the list becomes one, numbered as PHP does.
+            converted = {str(i): v for i, v in enumerate(child)}
+            self._next_index[id(converted)] = (converted, len(child))
+            return converted
+        return [] if next_key == "" else {}
+
+    def put(self, parts: list[str], value: str) -> None:
+        node: dict[str, Any] | list[Any] = self.root
+        last = len(parts) - 1
+        for depth, key in enumerate(parts):
+            nxt = parts[depth + 1] if depth < last else None
+            if isinstance(node, list):
+                # _container_for only hands out a list when `key` is "" or a position within it.
+                slot = len(node) if key == "" else int(key)
+                current = node[slot] if slot < len(node) else None
+                new: Any = value if nxt is None else self._container_for(current, nxt)
+                if slot == len(node):
+                    node.append(new)
+                else:
+                    node[slot] = new
+            else:
+                if key == "":
+                    key = self._append_key(node)
+                else:
+                    self._note_key(node, key)
+                new = value if nxt is None else self._container_for(node.get(key), nxt)
+                node[key] = new
+            if nxt is None:
+                return
+            node = new
+
+
+def parse_php_form(body: bytes | str) -> dict[str, Any]:
+    """Decodes a form body into nested dicts and lists; raises BodyError with the reason."""
+    text = decode_text(body) if isinstance(body, bytes) else body
+    # Unencoded whitespace is not part of any field (it would be %20 or +); senders append newlines.
+    text = text.strip()
+    if not text:
+        raise BodyError("empty_body", "no content")
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="strict", max_num_fields=MAX_FIELDS)
+    except UnicodeDecodeError as exc:
+        raise BodyError("invalid_utf8", f"percent-encoded bytes: {exc.reason}") from None
+    except ValueError:
+        raise BodyError("too_many_fields", f"more than {MAX_FIELDS} form fields") from None
+    builder = _Builder()
+    for name, value in pairs:
+        parts = split_name(name)
+        if parts is None:
+            builder.root[name] = value
+            continue
+        builder.put(parts, value)
+    return builder.root

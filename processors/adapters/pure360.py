@@ -1,0 +1,197 @@
+"""Pure360 event notifications (HTTP POST of PHP-style form fields) to canonical events; never raises.
+
+``notification_event`` maps one notification's fields whatever channel brought them (this HTTP adapter,
+the FTP log in ``pure360_ftp``), so every channel gives the same event for the same notification.
+
+Decisions where the Pure360 documentation says nothing:
+- Standard field names are matched ignoring case, ``_`` and spaces (``Event_date``, ``EVENT_DATE``,
+  FTP ``event date``; ``messageName``, ``Message_Name``); the first spelling present wins.
+- Every field not mapped to a canonical field (custom list fields, ``List_Names``, ``profile``, unused
+  dates, ``notificationSubject`` - which may be the notification's subject rather than the campaign's)
+  goes to ``metadata`` under its name as sent. ``data.raw`` is the notification's decoded fields.
+- Dates are unix seconds (milliseconds above 10^11); DELIVERYSTART uses ``Delivery_Start_Date``, DELIVERY
+  ``Delivery_Complete_Date``, falling back to ``Event_date`` when those are absent; anything else is null.
+- Several notifications in one POST (``event[<index>][<field>]``, a designed extension) come out in
+  numeric index order, non-numeric indices after them in body order. A form that has a ``type`` field is
+  one notification even if it also has a custom field named ``event``.
+- The type is matched ignoring case and surrounding spaces; ``provider_event_type`` keeps it unchanged.
+  A notification without a type is a Failure (``invalid_event``): nothing says what happened.
+- Recipient: ``email``; for SMS types ``mobile`` when there is no email; campaign-level events
+  (DELIVERYSTART, DELIVERY) name nobody. ``Delivery_ID`` is ``message.mailing_id``, the message name
+  ``campaign.name``. Bounces get ``reject_reason`` bounced (blocked for BLOCKED) and the SMTP codes
+  found at the start of ``Bounce_Reason``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from typing import Any, ClassVar
+
+from espwire.envelope import Envelope
+from espwire.event import CanonicalEvent
+from processors.adapters.base import AdaptResult, Failure
+from processors.adapters.fields import epoch_or_time, json_kind, keep_encodable, smtp_codes
+from processors.adapters.json_body import BodyError
+from processors.adapters.php_form import parse_php_form
+from processors.normalize import build_event
+
+EVENT_TYPES: dict[str, str] = {
+    "DELIVERYSTART": "campaign.started",
+    "DELIVERY": "campaign.sending",
+    "OPEN": "email.opened",
+    "CLICK": "email.clicked",
+    "BOUNCE": "email.bounced",
+    "SOFTBOUNCE": "email.bounced",
+    "BLOCKED": "email.bounced",
+    "OPTIN": "email.subscribed",
+    "OPTOUT": "email.unsubscribed",
+    "SMSOPTOUT": "sms.unsubscribed",
+    "SMSFAILED": "sms.failed",
+}
+BOUNCE_SEVERITY: dict[str, str] = {"BOUNCE": "hard", "SOFTBOUNCE": "soft", "BLOCKED": "block"}
+_CAMPAIGN_LEVEL = frozenset({"DELIVERYSTART", "DELIVERY"})
+_SMS = frozenset({"SMSOPTOUT", "SMSFAILED"})
+_DATE_FIELD: dict[str, str] = {"DELIVERYSTART": "deliverystartdate", "DELIVERY": "deliverycompletedate"}
+
+
+@lru_cache(maxsize=4096)
+def field_key(name: str) -> str:
+    """``Event_date`` / ``EVENT_DATE`` / ``event date`` -> ``eventdate``."""
+    return name.lower().replace("_", "").replace(" ", "").replace("-", "")
+
+
+class _Fields:
+    """Case-insensitive access to one notification's standard fields; remembers which it used."""
+
+    __slots__ = ("by_key", "fields", "used")
+
+    def __init__(self, fields: Mapping[str, Any]) -> None:
+        self.fields = fields
+        self.by_key: dict[str, str] = {}
+        for name, value in fields.items():
+            if isinstance(value, str):
+                self.by_key.setdefault(field_key(name), name)
+        self.used: set[str] = set()
+
+    def take(self, key: str) -> str | None:
+        name = self.by_key.get(key)
+        if name is None:
+            return None
+        self.used.add(name)
+        value: str = self.fields[name].strip()
+        return value or None
+
+    def rest(self) -> dict[str, Any]:
+        return {k: v for k, v in self.fields.items() if k not in self.used}
+
+
+def notification_event(envelope: Envelope, notification: Mapping[str, Any]) -> CanonicalEvent:
+    """One notification's fields (HTTP form or FTP log line) to one canonical event.
+
+    Raises BodyError when the notification has no type.
+    """
+    fields = _Fields(notification)
+    type_name = fields.by_key.get("type")
+    raw_type: str = notification[type_name] if type_name is not None else ""
+    fields.take("type")
+    kind = raw_type.strip().upper()
+    if not kind:
+        raise BodyError("invalid_event", "notification has no type field")
+    canonical = EVENT_TYPES.get(kind, "unknown")
+
+    date = fields.take(_DATE_FIELD[kind]) if kind in _DATE_FIELD else None
+    if date is None:
+        date = fields.take("eventdate")
+
+    email: str | None = None
+    phone: str | None = None
+    if kind not in _CAMPAIGN_LEVEL:
+        email = fields.take("email")
+        phone = fields.take("mobile")
+
+    bounce: dict[str, Any] | None = None
+    reject_reason: str | None = None
+    if kind in BOUNCE_SEVERITY:
+        reason = fields.take("bouncereason")
+        smtp_status, enhanced_status = smtp_codes(reason)
+        bounce = {
+            "severity": BOUNCE_SEVERITY[kind],
+            "reason": reason,
+            "smtp_status": smtp_status,
+            "enhanced_status": enhanced_status,
+        }
+        reject_reason = "blocked" if kind == "BLOCKED" else "bounced"
+
+    return build_event(
+        envelope,
+        type=canonical,
+        provider_event_type=raw_type,
+        raw=notification,
+        occurred_at=epoch_or_time(date, allow_iso=False),
+        recipient={"email": email, "phone": phone},
+        subject=email or (phone if kind in _SMS else None),
+        message={"mailing_id": fields.take("deliveryid")},
+        campaign={"name": fields.take("messagename")},
+        link={"url": fields.take("clickurl"), "name": fields.take("clickname")},
+        client={
+            "device": fields.take("devicetype"),
+            "os": fields.take("deviceos"),
+            "browser": fields.take("devicebrowser"),
+        },
+        bounce=bounce,
+        reject_reason=reject_reason,
+        metadata=fields.rest(),
+    )
+
+
+def map_notifications(
+    envelope: Envelope, notifications: Iterable[tuple[int, Any]], failures: list[Failure]
+) -> AdaptResult:
+    """Events for (index, fields) pairs; a notification that cannot be mapped is a failure with its index."""
+    indexed: list[tuple[int, CanonicalEvent]] = []
+    for index, notification in notifications:
+        if not isinstance(notification, dict):
+            failures.append(Failure("invalid_event", f"notification is a {json_kind(notification)}", index))
+            continue
+        try:
+            indexed.append((index, notification_event(envelope, notification)))
+        except BodyError as error:
+            failures.append(Failure(error.reason, error.detail, index))
+        except Exception as exc:  # one odd notification must not cost the rest of the batch
+            failures.append(Failure("adapter_error", repr(exc)[:500], index))
+    return keep_encodable(indexed, failures)
+
+
+def _is_index(key: str) -> bool:
+    return key.isascii() and key.isdigit() and (key == "0" or key[0] != "0")
+
+
+def notifications(form: dict[str, Any]) -> list[Any]:
+    """The notifications in a decoded form: ``event[i]`` entries in index order, else the form itself."""
+    batch = form.get("event")
+    if not isinstance(batch, dict | list) or any(field_key(k) == "type" for k in form):
+        return [form]
+    if isinstance(batch, list):
+        return list(batch)
+    # Compared as (length, text): numeric order without int() on a hostile 100,000-digit index.
+    numeric = sorted((k for k in batch if _is_index(k)), key=lambda k: (len(k), k))
+    return [batch[k] for k in numeric] + [v for k, v in batch.items() if not _is_index(k)]
+
+
+class Pure360Adapter:
+    provider: ClassVar[str] = "pure360"
+    version: ClassVar[str] = "1"
+
+    def adapt(self, envelope: Envelope) -> AdaptResult:
+        try:
+            return self._adapt(envelope)
+        except Exception as exc:  # a bug must become a dead letter, never a crashed consumer
+            return AdaptResult(failures=[Failure("adapter_error", repr(exc)[:500])])
+
+    def _adapt(self, envelope: Envelope) -> AdaptResult:
+        try:
+            form = parse_php_form(envelope.body)
+        except BodyError as error:
+            return AdaptResult(failures=[Failure(error.reason, error.detail)])
+        return map_notifications(envelope, enumerate(notifications(form)), [])

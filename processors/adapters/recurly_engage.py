@@ -1,0 +1,175 @@
+"""Recurly Engage Event API Firehose (JSON array or single object; POST, PUT, or GET with the batch in the
+``events`` query parameter) to canonical events; never raises.
+
+``engage_event`` maps one event object whatever channel brought it (this webhook adapter, the S3 export
+in ``recurly_engage_s3``), so every channel gives the same event for the same object.
+
+Decisions where the documentation says nothing:
+- GET carries no body: the JSON batch is URL-encoded in the ``events`` query parameter (designed). Any
+  method with an empty body falls back to that parameter; several ``events`` parameters are read in order.
+  No body and no parameter is a Failure (``empty_body``).
+- ``type`` page/track/custom wins over ``event`` (then ``event`` is a tracker name a customer chose, which
+  may well be "Click"); otherwise ``event`` names a prompt interaction, matched ignoring case. An object
+  with neither a usable ``event`` nor ``type`` is a Failure (``invalid_event``).
+- ``ts`` is epoch seconds, milliseconds above 10^11, as a number or digit string; anything else is null.
+- ``user_id`` and ``anonymous_user_id`` are kept as strings (numeric ids included) in ``recipient``; the
+  subject is ``user_id``, else ``anonymous_user_id``.
+- Prompt events (``type`` other than page/track/custom): ``properties.path_id``/``path_name`` are the
+  campaign, and ``platform`` (ios, web ...) is the device. Usage events' platform is always ``redfast``.
+- Every other key (traits, segments, paths, properties, app_id, platform, type) goes to ``metadata``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, ClassVar
+from urllib.parse import parse_qsl
+
+import orjson
+
+from espwire.envelope import Envelope
+from espwire.event import CanonicalEvent
+from processors.adapters.base import AdaptResult, Failure
+from processors.adapters.fields import as_dict, as_str, epoch_or_time, json_kind, keep_encodable
+from processors.adapters.json_body import BodyError, parse_json
+from processors.normalize import build_event
+
+USAGE_TYPES: dict[str, str] = {"page": "app.page_viewed", "track": "app.tracked", "custom": "app.custom"}
+PROMPT_EVENTS: dict[str, str] = {
+    "impression": "prompt.impression",
+    "timeout": "prompt.timeout",
+    "dismiss": "prompt.dismissed",
+    "decline": "prompt.declined",
+    "click": "prompt.accepted",  # phased out in favour of Goal; same meaning
+    "goal": "prompt.accepted",
+    "exclude": "prompt.excluded",
+    "holdout": "prompt.holdout",
+    "pipeline_impression": "prompt.pipeline_impression",
+    "pipeline_transition": "prompt.pipeline_transition",
+}
+_CUSTOM_GOAL_PREFIX = "custom_goals_"
+# Keys that become canonical fields; everything else is metadata.
+_MAPPED = frozenset({"event", "ts", "user_id", "anonymous_user_id"})
+_MAX_QUERY_FIELDS = 1000
+
+
+def classify(tracker_type: str | None, event: str | None) -> str:
+    usage = USAGE_TYPES.get(tracker_type.strip().lower()) if tracker_type else None
+    if usage is not None:
+        return usage
+    if event is None:
+        return "unknown"
+    key = event.strip().lower()
+    if key.startswith(_CUSTOM_GOAL_PREFIX):
+        return "prompt.goal_completed"
+    return PROMPT_EVENTS.get(key, "unknown")
+
+
+def engage_event(envelope: Envelope, item: dict[str, Any]) -> CanonicalEvent:
+    """One event object (webhook or S3 export line) to one canonical event.
+
+    Raises BodyError when the object names no event.
+    """
+    get = item.get
+    event = as_str(get("event"))
+    tracker_type = as_str(get("type"))
+    if event is None and tracker_type is None:
+        raise BodyError("invalid_event", "object has neither event nor type")
+    canonical = classify(tracker_type, event)
+    user_id = as_str(get("user_id"))
+    anonymous_id = as_str(get("anonymous_user_id"))
+    campaign: dict[str, Any] | None = None
+    client: dict[str, Any] | None = None
+    if not canonical.startswith("app."):
+        props = as_dict(get("properties"))
+        if props is not None:
+            campaign = {"id": as_str(props.get("path_id")), "name": as_str(props.get("path_name"))}
+        platform = as_str(get("platform"))
+        if platform is not None and platform.lower() != "redfast":
+            client = {"device": platform}
+    return build_event(
+        envelope,
+        type=canonical,
+        provider_event_type=event or "",
+        raw=item,
+        occurred_at=epoch_or_time(get("ts"), allow_iso=False),
+        recipient={"user_id": user_id, "anonymous_id": anonymous_id},
+        subject=user_id or anonymous_id,
+        campaign=campaign,
+        client=client,
+        metadata={k: v for k, v in item.items() if k not in _MAPPED},
+    )
+
+
+def map_events(envelope: Envelope, items: Iterable[tuple[int, Any]], failures: list[Failure]) -> AdaptResult:
+    """Events for (index, object) pairs; an object that cannot be mapped is a failure with its index."""
+    indexed: list[tuple[int, CanonicalEvent]] = []
+    for index, item in items:
+        if not isinstance(item, dict):
+            failures.append(Failure("invalid_event", f"batch item is a JSON {json_kind(item)}", index))
+            continue
+        try:
+            indexed.append((index, engage_event(envelope, item)))
+        except BodyError as error:
+            failures.append(Failure(error.reason, error.detail, index))
+        except Exception as exc:  # one odd object must not cost the rest of the batch
+            failures.append(item_failure(exc, item, index))
+    return keep_encodable(indexed, failures)
+
+
+def item_failure(exc: Exception, item: Any, index: int) -> Failure:
+    """Why mapping one object raised: input orjson cannot write (lone surrogates, nesting over 254, met
+    while fingerprinting the event), or a bug."""
+    try:
+        orjson.dumps(item)
+    except TypeError:  # orjson.JSONEncodeError is TypeError itself, so the exception alone cannot tell
+        return Failure("unencodable_event", str(exc)[:200], index)
+    return Failure("adapter_error", repr(exc)[:500], index)
+
+
+def _payloads(envelope: Envelope) -> list[str | bytes]:
+    """The request's JSON texts: the body, else each ``events`` query parameter."""
+    if envelope.body.strip():
+        return [envelope.body]
+    try:
+        pairs = parse_qsl(
+            envelope.query,
+            keep_blank_values=True,
+            encoding="utf-8",
+            errors="strict",
+            max_num_fields=_MAX_QUERY_FIELDS,
+        )
+    except UnicodeDecodeError as exc:
+        raise BodyError("invalid_utf8", f"query string: {exc.reason}") from None
+    except ValueError:
+        raise BodyError("too_many_fields", f"more than {_MAX_QUERY_FIELDS} query parameters") from None
+    batches: list[str | bytes] = [value for name, value in pairs if name == "events"]
+    if not batches:
+        raise BodyError("empty_body", "no body and no events query parameter")
+    return batches
+
+
+class RecurlyEngageAdapter:
+    provider: ClassVar[str] = "recurly_engage"
+    version: ClassVar[str] = "1"
+
+    def adapt(self, envelope: Envelope) -> AdaptResult:
+        try:
+            return self._adapt(envelope)
+        except Exception as exc:  # a bug must become a dead letter, never a crashed consumer
+            return AdaptResult(failures=[Failure("adapter_error", repr(exc)[:500])])
+
+    def _adapt(self, envelope: Envelope) -> AdaptResult:
+        try:
+            batches = [parse_json(payload) for payload in _payloads(envelope)]
+        except BodyError as error:
+            return AdaptResult(failures=[Failure(error.reason, error.detail)])
+        items: list[Any] = []
+        for batch in batches:
+            if isinstance(batch, list):
+                items.extend(batch)
+            elif isinstance(batch, dict):
+                items.append(batch)
+            else:
+                return AdaptResult(failures=[Failure("not_a_batch", f"body is a JSON {json_kind(batch)}")])
+        return map_events(envelope, enumerate(items), [])
