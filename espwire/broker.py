@@ -44,7 +44,9 @@ def wait_for_port(host: str, port: int, timeout: float) -> None:
 class EmbeddedBroker:
     """Runs Tansu as a child process on a loopback port; usable as a context manager."""
 
-    def __init__(self, port: int | None = None, log_path: Path | None = None, advertised_port: int | None = None) -> None:
+    def __init__(
+        self, port: int | None = None, log_path: Path | None = None, advertised_port: int | None = None
+    ) -> None:
         self.port = port or free_port()
         # Tests put a proxy they control in front: clients must then be told to use the proxy's port.
         self.advertised_port = advertised_port or self.port

@@ -29,7 +29,9 @@ def _banner(settings: Settings, bootstrap: str, embedded: bool) -> str:
     ]
     for source in settings.sources:
         kinds = ", ".join(rule.type for rule in source.auth)
-        lines.append(f"    http://{gateway.host}:{gateway.port}/hooks/{source.id:<16} {source.provider:<15} auth: {kinds}")
+        lines.append(
+            f"    http://{gateway.host}:{gateway.port}/hooks/{source.id:<16} {source.provider:<15} auth: {kinds}"
+        )
     sinks = ", ".join(f"{s.name} ({s.type})" for s in settings.sinks if s.enabled) or "none"
     lines.append(f"  sinks     {sinks}")
     lines.append("Ctrl-C stops everything.")
@@ -61,7 +63,9 @@ async def _run_all(settings: Settings, bootstrap: str, embedded: bool) -> None:
     done, _ = await asyncio.wait([*tasks, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
     for task in done:
         if task.get_name() != "" and not task.cancelled() and task.exception() is not None:
-            log.error("component failed; stopping", extra={"component": task.get_name(), "error": repr(task.exception())})
+            log.error(
+                "component failed; stopping", extra={"component": task.get_name(), "error": repr(task.exception())}
+            )
     stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)
 
@@ -74,7 +78,9 @@ def run_dev(settings: Settings, *, kafka_port: int = 19092) -> int:
     broker = EmbeddedBroker(port=kafka_port, log_path=Path(settings.datadir) / "broker.log")
     broker.start()
     try:
-        settings = settings.model_copy(update={"kafka": settings.kafka.model_copy(update={"bootstrap": broker.bootstrap})})
+        settings = settings.model_copy(
+            update={"kafka": settings.kafka.model_copy(update={"bootstrap": broker.bootstrap})}
+        )
         run(_run_all(settings, broker.bootstrap, embedded=True))
     finally:
         broker.stop()

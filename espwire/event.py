@@ -108,6 +108,7 @@ class Client(TypedDict, total=False):
 class EventData(TypedDict):
     provider: Provider
     source_id: str
+    request_id: NotRequired[str]  # the gateway's id of the HTTP request it came in, for tracing
     provider_event_type: str
     provider_event_id: str | None
     occurred_at: str | None

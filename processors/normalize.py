@@ -65,6 +65,7 @@ def build_event(
     data: dict[str, Any] = {
         "provider": envelope.provider,
         "source_id": envelope.source_id,
+        "request_id": envelope.request_id,
         "provider_event_type": provider_event_type,
         "provider_event_id": provider_event_id,
         "occurred_at": occurred_at,

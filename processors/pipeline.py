@@ -48,7 +48,9 @@ class RawRecord(Protocol):
 class Deduplicator(Protocol):
     """Keeps one copy of each event id per window (processors/dedupe)."""
 
-    async def filter(self, events: list[CanonicalEvent]) -> tuple[list[CanonicalEvent], list[tuple[CanonicalEvent, str]]]:
+    async def filter(
+        self, events: list[CanonicalEvent]
+    ) -> tuple[list[CanonicalEvent], list[tuple[CanonicalEvent, str]]]:
         """The events to publish, and the ones to dead-letter with a reason (conflicting duplicates)."""
         ...
 
@@ -116,12 +118,16 @@ class Pipeline:
                 # Not written by our gateway: keep it anyway, with whatever headers it had.
                 metrics.DEAD_LETTERS.labels("bad_envelope").inc()
                 info = orjson.dumps({"reason": "bad_envelope", "detail": str(exc)[:500]})
-                dead.append(Outgoing(self.topics.dlq, None, record.value or b"", [*record.headers, ("espwire-dlq", info)]))
+                dead.append(
+                    Outgoing(self.topics.dlq, None, record.value or b"", [*record.headers, ("espwire-dlq", info)])
+                )
                 continue
             metrics.RECORDS_IN.labels(envelope.provider).inc()
             adapter = self.adapters.get(envelope.provider)
             if adapter is None:
-                dead.append(dead_letter(self.topics.dlq, envelope, [Failure("unknown_provider", envelope.provider)], "-"))
+                dead.append(
+                    dead_letter(self.topics.dlq, envelope, [Failure("unknown_provider", envelope.provider)], "-")
+                )
                 continue
             result = adapter.adapt(envelope)
             events.extend(result.events)

@@ -32,9 +32,7 @@ class Case:
     @property
     def body(self) -> bytes:
         if not self.body_path.exists() and "body_generator" in self.meta:
-            subprocess.run(
-                [sys.executable, self.meta["body_generator"]], cwd=self.body_path.parent, check=True
-            )
+            subprocess.run([sys.executable, self.meta["body_generator"]], cwd=self.body_path.parent, check=True)
         return self.body_path.read_bytes()
 
     @property
@@ -83,9 +81,7 @@ def event_mismatches(expected: dict[str, Any], event: dict[str, Any]) -> list[st
     if _instant(data["occurred_at"]) != _instant(expected["occurred_at"]):
         problems.append(f"occurred_at {data['occurred_at']!r} != {expected['occurred_at']!r}")
     if data["provider_event_type"] != expected["provider_event_type"]:
-        problems.append(
-            f"provider_event_type {data['provider_event_type']!r} != {expected['provider_event_type']!r}"
-        )
+        problems.append(f"provider_event_type {data['provider_event_type']!r} != {expected['provider_event_type']!r}")
     if "bounce_severity" in expected:
         severity = (data.get("bounce") or {}).get("severity")
         if severity != expected["bounce_severity"]:
@@ -104,4 +100,8 @@ def event_mismatches(expected: dict[str, Any], event: dict[str, Any]) -> list[st
 def sequence_mismatches(expected: list[dict[str, Any]], events: list[dict[str, Any]]) -> list[str]:
     if len(expected) != len(events):
         return [f"{len(events)} events, expected {len(expected)}"]
-    return [f"#{n}: {p}" for n, (exp, ev) in enumerate(zip(expected, events, strict=True)) for p in event_mismatches(exp, ev)]
+    return [
+        f"#{n}: {p}"
+        for n, (exp, ev) in enumerate(zip(expected, events, strict=True))
+        for p in event_mismatches(exp, ev)
+    ]

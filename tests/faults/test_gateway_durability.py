@@ -65,7 +65,9 @@ def _request_ids(records: list) -> list[str]:  # type: ignore[type-arg]
     return [Envelope.from_record(r.value, r.headers).request_id for r in records]
 
 
-async def test_broker_outage_mid_load_loses_no_acknowledged_request(proxied_broker: ProxiedBroker, tmp_path: Path) -> None:
+async def test_broker_outage_mid_load_loses_no_acknowledged_request(
+    proxied_broker: ProxiedBroker, tmp_path: Path
+) -> None:
     settings = gateway_settings("outage", tmp_path, ack_timeout_seconds=0.5)
     acknowledged: list[str] = []
     statuses: list[int] = []
@@ -119,7 +121,9 @@ def _gateway_process(bootstrap: str, port: int, datadir: Path, prefix: str) -> s
         )
 
 
-async def test_sigkill_while_spooling_then_restart_drains_everything(proxied_broker: ProxiedBroker, tmp_path: Path) -> None:
+async def test_sigkill_while_spooling_then_restart_drains_everything(
+    proxied_broker: ProxiedBroker, tmp_path: Path
+) -> None:
     port = free_port()
     prefix = "killed"
     # Topics first, then the broker goes away: every request lands in the spool.
@@ -132,7 +136,9 @@ async def test_sigkill_while_spooling_then_restart_drains_everything(proxied_bro
     try:
         await asyncio.to_thread(wait_for_port, "127.0.0.1", port, 30)
         async with aiohttp.ClientSession() as session:
-            results = await asyncio.gather(*(_post(session, f"http://127.0.0.1:{port}/hooks/sparkpost") for _ in range(60)))
+            results = await asyncio.gather(
+                *(_post(session, f"http://127.0.0.1:{port}/hooks/sparkpost") for _ in range(60))
+            )
         acknowledged = [rid for status, rid in results if status == 200 and rid]
         assert len(acknowledged) == 60
     finally:

@@ -28,7 +28,9 @@ async def post_case(session: aiohttp.ClientSession, base_url: str, case: Case) -
         url += "?" + case.meta["query"]
     method = case.meta["method"]
     body = io.BytesIO(case.body) if method not in ("GET", "HEAD") else None
-    async with session.request(method, url, data=body, headers=case.headers, skip_auto_headers=["Content-Type"]) as response:
+    async with session.request(
+        method, url, data=body, headers=case.headers, skip_auto_headers=["Content-Type"]
+    ) as response:
         await response.read()
         return response
 
@@ -45,12 +47,18 @@ async def test_every_fixture_gets_its_status_and_is_kept_byte_identical(
             statuses[case.id] = response.status
             if response.status == 200 and case.meta["method"] == "POST":
                 request_ids[case.id] = (await response.json())["request_id"]
-    wrong = {cid: (got, c.meta["expect_status"]) for c in CASES if (got := statuses[(cid := c.id)]) != c.meta["expect_status"]}
+    wrong = {
+        cid: (got, c.meta["expect_status"])
+        for c in CASES
+        if (got := statuses[(cid := c.id)]) != c.meta["expect_status"]
+    }
     assert not wrong, wrong
 
     stored_cases = [c for c in CASES if _stored(c)]
     records = await consume_all(kafka_bootstrap, f"{topic_prefix}.raw", expect=len(stored_cases))
-    envelopes = {Envelope.from_record(r.value, r.headers).request_id: Envelope.from_record(r.value, r.headers) for r in records}
+    envelopes = {
+        Envelope.from_record(r.value, r.headers).request_id: Envelope.from_record(r.value, r.headers) for r in records
+    }
     assert len(records) == len(stored_cases), "one raw record per accepted request, none for refused ones"
     for case_id, request_id in request_ids.items():
         case = next(c for c in CASES if c.id == case_id)
@@ -63,8 +71,18 @@ async def test_every_fixture_gets_its_status_and_is_kept_byte_identical(
         assert b"sp-test-token" not in b"".join(v for _, v in record.headers)
 
 
-@pytest.mark.parametrize("header", [{}, {"X-MessageSystems-Webhook-Token": "nope"}, {"Authorization": "Basic c3AtdXNlcjpub3Bl"}, {"Authorization": "Bearer nope"}])
-async def test_sparkpost_refuses_bad_credentials(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, header: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    "header",
+    [
+        {},
+        {"X-MessageSystems-Webhook-Token": "nope"},
+        {"Authorization": "Basic c3AtdXNlcjpub3Bl"},
+        {"Authorization": "Bearer nope"},
+    ],
+)
+async def test_sparkpost_refuses_bad_credentials(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, header: dict[str, str]
+) -> None:
     settings = gateway_settings(topic_prefix, tmp_path)
     async with running_gateway(settings, kafka_bootstrap) as gateway, aiohttp.ClientSession() as session:
         async with session.post(f"{gateway.url}/hooks/sparkpost", data=b"[]", headers=header) as response:

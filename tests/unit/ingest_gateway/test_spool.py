@@ -11,7 +11,9 @@ from ingest_gateway.spool import Spool, SpoolFull, read_segment
 
 
 def _envelope(n: int) -> Envelope:
-    return Envelope("sparkpost", "sparkpost", f"req-{n}", "2026-11-24T00:00:00Z", "POST", "application/json", b'[{"n":%d}]' % n)
+    return Envelope(
+        "sparkpost", "sparkpost", f"req-{n}", "2026-11-24T00:00:00Z", "POST", "application/json", b'[{"n":%d}]' % n
+    )
 
 
 async def test_records_come_back_in_order_and_torn_tail_is_skipped(tmp_path: Path) -> None:
