@@ -62,8 +62,8 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
 
 def cmd_gateway(args: argparse.Namespace) -> int:
-    from espwire.topics import Topics, ensure_topics
     from espwire.runtime import run
+    from espwire.topics import Topics, ensure_topics
     from ingest_gateway.app import run_workers
 
     settings = _settings(args)

@@ -61,7 +61,7 @@ class SourceConfig(Section):
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     provider: Provider
     # Several entries: any one that matches lets the request in (secret rotation).
-    auth: list[AuthRule] = Field(default_factory=lambda: [NoAuth(type="none")])
+    auth: list[AuthRule] = Field(default_factory=lambda: [NoAuth(type="none")])  # type: ignore[arg-type]
     allow_ips: list[IPNetwork] = Field(default_factory=list)
     # Zone of timestamps the provider writes without an offset (iPost "YYYY-MM-DD HH:MM:SS").
     timezone: str = "UTC"

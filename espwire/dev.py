@@ -53,7 +53,7 @@ async def _run_all(settings: Settings, bootstrap: str, embedded: bool) -> None:
         asyncio.create_task(run_processor(settings, bootstrap, stop), name="processor"),
     ]
     with contextlib.suppress(ImportError):
-        from sinks.runner import run_sink
+        from sinks.runner import run_sink  # type: ignore[import-not-found,unused-ignore]
 
         for sink in settings.sinks:
             if sink.enabled:

@@ -124,7 +124,7 @@ class RawPublisher:
                 self._set_up(False)
         await self.spool.append(envelope)
         metrics.SPOOLED.inc()
-        metrics.SPOOL_BYTES.set(self.spool.bytes)
+        metrics.SPOOL_BYTES.set(self.spool.size)
         return "spool"
 
     async def _publish_batch(self, envelopes: list[Envelope]) -> None:
@@ -154,7 +154,7 @@ class RawPublisher:
                     torn_before = self.spool.torn_records_skipped
                     drained = await self.spool.drain(self._publish_batch)
                     metrics.TORN.inc(self.spool.torn_records_skipped - torn_before)
-                    metrics.SPOOL_BYTES.set(self.spool.bytes)
+                    metrics.SPOOL_BYTES.set(self.spool.size)
                     if drained:
                         log.info("spool drained", extra={"records": drained})
             except asyncio.CancelledError:

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable, Mapping
 
 import orjson
 from aiohttp import web
@@ -37,7 +38,7 @@ _KEPT_HEADERS = (
 _RETRY_AFTER_SECONDS = "30"
 
 
-def _json(status: int, body: dict[str, object], headers: dict[str, str] | None = None) -> web.Response:
+def _json(status: int, body: Mapping[str, object], headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(status=status, body=orjson.dumps(body), content_type="application/json", headers=headers)
 
 
@@ -126,10 +127,10 @@ async def healthz(request: web.Request) -> web.Response:
     return _json(200, {"status": "ok"})
 
 
-def readyz_handler(publisher: RawPublisher) -> web.RequestHandler:  # type: ignore[type-arg]
+def readyz_handler(publisher: RawPublisher) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def readyz(request: web.Request) -> web.Response:
         ready = publisher.ready
-        body = {"ready": ready, "kafka": publisher.kafka_up, "spool_bytes": publisher.spool.bytes}
+        body = {"ready": ready, "kafka": publisher.kafka_up, "spool_bytes": publisher.spool.size}
         return _json(200 if ready else 503, body)
 
     return readyz

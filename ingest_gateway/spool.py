@@ -154,7 +154,7 @@ class Spool:
 
     # -- state ---------------------------------------------------------------------------------
     @property
-    def bytes(self) -> int:
+    def size(self) -> int:
         return self._bytes
 
     @property

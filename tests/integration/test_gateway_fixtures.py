@@ -11,7 +11,7 @@ import pytest
 
 from espwire.envelope import Envelope
 from tests.fixture_cases import Case, all_http_cases
-from tests.support.gateway import running_gateway, gateway_settings
+from tests.support.gateway import gateway_settings, running_gateway
 from tests.support.kafka import consume_all
 
 CASES = all_http_cases()

@@ -1,0 +1,36 @@
+"""Configuration: the example loads, unknown keys are named, the environment wins over the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from espwire.cli import main
+from espwire.config import EXAMPLE_CONFIG, ConfigError, load_settings
+
+
+def test_example_has_one_source_per_provider() -> None:
+    settings = load_settings(EXAMPLE_CONFIG)
+    assert sorted(s.provider for s in settings.sources) == ["falconide", "ipost", "pure360", "recurly_engage", "sparkpost"]
+    assert all(s.id == s.provider for s in settings.sources)
+
+
+def test_unknown_keys_are_refused_with_their_path(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[gateway]\nprot = 1\n[[sources]]\nid = "x"\nprovider = "nope"\n')
+    with pytest.raises(ConfigError) as error:
+        load_settings(bad)
+    assert "gateway.prot" in str(error.value)
+    assert "sources.0.provider" in str(error.value)
+    assert main(["config", "check", str(bad)]) == 2
+
+
+def test_environment_overrides_the_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ESPWIRE_KAFKA_BOOTSTRAP", "kafka.example:9092")
+    monkeypatch.setenv("ESPWIRE_GATEWAY_MAX_BODY_BYTES", "1234")
+    settings = load_settings(EXAMPLE_CONFIG)
+    assert settings.kafka.bootstrap == "kafka.example:9092"
+    assert settings.gateway.max_body_bytes == 1234
+    assert settings.gateway.admin_token is not None  # the rest of the section still comes from the file
+    assert "change-me" not in repr(settings)
