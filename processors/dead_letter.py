@@ -80,6 +80,8 @@ async def replay_dead_letters(
                     if since_at and (not info.get("failed_at") or _instant(info["failed_at"]) < since_at):
                         continue
                     headers = [(k, v) for k, v in record.headers if k == ENVELOPE_HEADER]
+                    if not headers:
+                        continue  # an event-level dead letter (e.g. conflicting_duplicate): for people, not replay
                     futures.append(await producer.send(topics.raw, record.value, key=record.key, headers=headers))
         await asyncio.gather(*futures)
     finally:

@@ -6,10 +6,11 @@ are batch-oriented so a batch costs one store round trip, not one per event.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import orjson
 
@@ -129,7 +130,16 @@ class Pipeline:
                     dead_letter(self.topics.dlq, envelope, [Failure("unknown_provider", envelope.provider)], "-")
                 )
                 continue
-            result = adapter.adapt(envelope)
+            try:
+                result = adapter.adapt(envelope)
+            except Exception as exc:  # adapters must not raise; if one does, the record must not stall the group
+                log.exception(
+                    "adapter raised", extra={"provider": envelope.provider, "request_id": envelope.request_id}
+                )
+                dead.append(
+                    dead_letter(self.topics.dlq, envelope, [Failure("adapter_error", repr(exc)[:500])], adapter.version)
+                )
+                continue
             events.extend(result.events)
             if result.failures:
                 dead.append(dead_letter(self.topics.dlq, envelope, result.failures, adapter.version))
@@ -146,23 +156,34 @@ class Pipeline:
         if self.enrich is not None and events:
             await self.enrich(events)
         topic = self.topics.events
+        published: list[CanonicalEvent] = []
         for event in events:
-            result.outgoing.append(serialise_event(topic, event))
+            try:
+                result.outgoing.append(serialise_event(topic, event))
+            except TypeError as exc:  # orjson refuses it (e.g. an unpaired surrogate): dead-letter, don't stall
+                result.outgoing.append(self._dead_event(event, "unencodable_event", str(exc)[:200]))
+                result.dead_letters += 1
+                continue
+            published.append(event)
             data = event["data"]
             metrics.EVENTS_OUT.labels(data["provider"], event["type"]).inc()
             if event["type"] == "unknown":
                 metrics.UNKNOWN_TYPES.labels(data["provider"]).inc()
-        result.events = events
+        result.events = published
         return result
 
     def _conflict(self, event: CanonicalEvent, reason: str) -> Outgoing:
+        return self._dead_event(event, reason, f"event {event['id']} seen before with other content")
+
+    def _dead_event(self, event: CanonicalEvent, reason: str, detail: str) -> Outgoing:
+        """A dead letter for one event (not a whole request): the event itself, as far as it can be encoded."""
         metrics.DEAD_LETTERS.labels(reason).inc()
-        info: dict[str, Any] = {"reason": reason, "detail": f"event {event['id']} seen before with other content"}
-        info["source_id"] = event["data"]["source_id"]
-        info["provider"] = event["data"]["provider"]
+        data = event["data"]
+        info = {"reason": reason, "detail": detail, "source_id": data["source_id"], "provider": data["provider"]}
+        try:
+            value = orjson.dumps(event, option=orjson.OPT_NON_STR_KEYS)
+        except TypeError:
+            value = json.dumps(event, default=str).encode("utf-8", "backslashreplace")
         return Outgoing(
-            self.topics.dlq,
-            event["id"].encode(),
-            orjson.dumps(event, option=orjson.OPT_NON_STR_KEYS),
-            [("espwire-dlq", orjson.dumps(info)), *event_headers(event)],
+            self.topics.dlq, event["id"].encode(), value, [("espwire-dlq", orjson.dumps(info)), *event_headers(event)]
         )
