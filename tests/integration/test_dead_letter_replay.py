@@ -1,0 +1,68 @@
+"""A record the adapter could not handle goes to espwire.dlq whole; `replay dlq` brings it back once fixed."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import ClassVar
+
+import orjson
+
+from espwire.envelope import Envelope
+from espwire.topics import Topics, ensure_topics
+from processors.adapters import ADAPTERS
+from processors.adapters.base import AdaptResult, Failure
+from processors.consumer import run_processor
+from processors.dead_letter import dead_letter_info, replay_dead_letters
+from processors.pipeline import Pipeline
+from tests.fixture_cases import load_cases
+from tests.support.gateway import gateway_settings
+from tests.support.kafka import consume_all, produce
+
+
+class BrokenSparkPost:
+    """Stands in for an adapter with a bug that a later release fixes."""
+
+    provider: ClassVar[str] = "sparkpost"
+    version: ClassVar[str] = "0-broken"
+
+    def adapt(self, envelope: Envelope) -> AdaptResult:
+        return AdaptResult(failures=[Failure("adapter_error", "simulated bug")])
+
+
+async def _run_until(settings, bootstrap, pipeline, topic, expect):  # type: ignore[no-untyped-def]
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_processor(settings, bootstrap, stop, pipeline=pipeline))
+    records = await consume_all(bootstrap, topic, expect=expect, idle_seconds=2, timeout=60)
+    stop.set()
+    await task
+    return records
+
+
+async def test_replay_after_fix_gives_the_events(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:
+    settings = gateway_settings(topic_prefix, tmp_path)
+    topics = Topics(topic_prefix)
+    await ensure_topics(kafka_bootstrap, topics.core(), 2)
+    case = next(c for c in load_cases("sparkpost") if c.name == "cust_sibling")
+    envelope = Envelope(
+        "sparkpost", "sparkpost", "req-1", "2026-11-24T00:00:00Z", "POST", "application/json", case.body
+    )
+    await produce(kafka_bootstrap, topics.raw, [(envelope.key, envelope.body, envelope.kafka_headers())])
+
+    broken = Pipeline(topics, adapters={**ADAPTERS, "sparkpost": BrokenSparkPost()})
+    dead = await _run_until(settings, kafka_bootstrap, broken, topics.dlq, 1)
+    assert len(dead) == 1
+    info = dead_letter_info(dead[0].headers)
+    assert info is not None and info["reason"] == "adapter_error" and info["adapter_version"] == "0-broken"
+    assert dead[0].value == case.body
+
+    assert await replay_dead_letters(settings, kafka_bootstrap, source="other-source") == 0
+    assert await replay_dead_letters(settings, kafka_bootstrap, source="sparkpost") == 1
+
+    settings = settings.model_copy(update={"processor": settings.processor.model_copy(update={"group_id": "fixed"})})
+    fixed = Pipeline(topics)
+    # The fixed processor reads raw from the start: the original and the replayed copy give the same ids.
+    events = await _run_until(settings, kafka_bootstrap, fixed, topics.events, 2 * len(case.expect_events))
+    ids = [orjson.loads(r.value)["id"] for r in events]
+    assert len(ids) == 2 * len(case.expect_events)
+    assert len(set(ids)) == len(case.expect_events), "replayed events carry the same deterministic ids"
