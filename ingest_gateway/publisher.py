@@ -113,7 +113,8 @@ class RawPublisher:
         """Durable when it returns; raises SpoolFull when neither Kafka nor the spool can take it."""
         if self._kafka_up and self._producer is not None:
             try:
-                await asyncio.wait_for(self._send(envelope), timeout=self.ack_timeout)
+                async with asyncio.timeout(self.ack_timeout):  # cheaper than wait_for: no extra task
+                    await self._send(envelope)
                 return "kafka"
             except (KafkaError, TimeoutError) as exc:
                 metrics.PRODUCER_ERRORS.inc()
