@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import os
+import shutil
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -88,6 +90,10 @@ def run_workers(settings: Settings, bootstrap: str, workers: int) -> None:
 
         run(serve(settings, bootstrap))
         return
+    metrics_dir = Path(settings.datadir) / "metrics"
+    shutil.rmtree(metrics_dir, ignore_errors=True)  # counts of a previous run must not add up with ours
+    metrics_dir.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)  # inherited by the spawned workers
     ctx = multiprocessing.get_context("spawn")
     processes = [ctx.Process(target=_worker, args=(settings, bootstrap), daemon=False) for _ in range(workers)]
     for process in processes:
@@ -97,8 +103,6 @@ def run_workers(settings: Settings, bootstrap: str, workers: int) -> None:
         for process in processes:
             if process.is_alive() and process.pid is not None:
                 with contextlib.suppress(ProcessLookupError):
-                    import os
-
                     os.kill(process.pid, signum)
 
     signal.signal(signal.SIGTERM, forward)

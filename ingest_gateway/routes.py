@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 
 import orjson
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 
 from espwire.config import Settings, SourceConfig
 from espwire.envelope import Envelope
@@ -127,6 +128,15 @@ async def healthz(request: web.Request) -> web.Response:
     return _json(200, {"status": "ok"})
 
 
+def _metrics_body() -> bytes:
+    # With --workers N every process answers for all of them (prometheus-client multiprocess mode).
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+    return generate_latest()
+
+
 def readyz_handler(publisher: RawPublisher) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def readyz(request: web.Request) -> web.Response:
         ready = publisher.ready
@@ -137,6 +147,6 @@ def readyz_handler(publisher: RawPublisher) -> Callable[[web.Request], Awaitable
 
 
 async def metrics_handler(request: web.Request) -> web.Response:
-    response = web.Response(body=generate_latest())
+    response = web.Response(body=_metrics_body())
     response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
     return response
