@@ -78,9 +78,7 @@ async def test_refused_credentials_are_never_logged(
     guesses = ["sp-test-token-GUESS", "Basic c3AtdXNlcjpzcC1wYXNzWA==", "Bearer sp-oauth-GUESS"]
     async with running_gateway(settings, kafka_bootstrap) as gateway, aiohttp.ClientSession() as session:
         for guess in guesses:
-            header = (
-                {"X-MessageSystems-Webhook-Token": guess} if guess.startswith("sp-") else {"Authorization": guess}
-            )
+            header = {"X-MessageSystems-Webhook-Token": guess} if guess.startswith("sp-") else {"Authorization": guess}
             async with session.post(f"{gateway.url}/hooks/sparkpost", data=b"[]", headers=header) as response:
                 assert response.status == 401
         async with session.post(f"{gateway.url}/hooks/sparkpost", data=b"[]", headers=TOKEN) as response:

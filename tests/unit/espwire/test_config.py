@@ -12,7 +12,13 @@ from espwire.config import EXAMPLE_CONFIG, ConfigError, load_settings
 
 def test_example_has_one_source_per_provider() -> None:
     settings = load_settings(EXAMPLE_CONFIG)
-    assert sorted(s.provider for s in settings.sources) == ["falconide", "ipost", "pure360", "recurly_engage", "sparkpost"]
+    assert sorted(s.provider for s in settings.sources) == [
+        "falconide",
+        "ipost",
+        "pure360",
+        "recurly_engage",
+        "sparkpost",
+    ]
     assert all(s.id == s.provider for s in settings.sources)
 
 
