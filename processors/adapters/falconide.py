@@ -1,0 +1,199 @@
+"""Falconide (Netcore/Pepipost) webhook posts to canonical events: one event per flat upper-case object.
+
+Guarantees: ``adapt`` never raises; an unreadable body is one failure and no events; a batch item that is
+not an object (or cannot be mapped) is a failure with its index while the rest still comes out; every event
+comes out (unmapped ``EVENT`` values as ``unknown``); TRANSID is kept as its exact decimal string, in
+``message.message_id`` and in ``data.raw``; every returned event serialises with orjson. Falconide never
+retries, so nothing readable is refused.
+
+Body shapes, decided by content rather than the Content-Type label (PHP senders mislabel both ways):
+- text starting with ``[`` or ``{`` (after whitespace) is JSON: an array, a single object, or the guide's
+  bracket-less ``{...},{...},`` (``parse_json_lenient``); ``[]`` is the verification POST (no events);
+- anything else is a form: the fields of one event when a field is named EVENT, TRANSID or EMAIL (any
+  case), else exactly one field (any name) whose value is that JSON; otherwise ``unrecognised_body``.
+- A HEAD or GET without a body is the URL check (no events, no failure); an empty POST is ``empty_body``.
+
+Decisions where the docs leave room:
+- Field names are matched case-insensitively (the webhook API names its params in lower case).
+- A bare-number TRANSID is written into ``data.raw`` as its decimal string too (the parser already gives
+  digit strings above 2^53; below, ``str()``), so raw and message_id agree and ``"1"`` and ``1`` fingerprint
+  alike (Falconide has no event id: the canonical id is a fingerprint of raw).
+- ``NA`` (the docs' "not applicable") in RESPONSE, USERAGENT, IPADDRESS, URL, BOUNCE_REASON means absent.
+- dropped: reject_reason ``unsubscribed`` when RESPONSE speaks only of unsubscribing, else ``blocked`` (the
+  documented ``Blacklisted user / Already unsubscribed`` cannot tell which, and blocked is the general
+  suppression reason); invalid -> ``invalid``; bounced -> ``bounced``.
+- ``unsub`` (the API's action name) is read as unsubscribed and ``spam`` (Netcore's older name) as abuse.
+- ``bounce`` (the delivery diagnosis) is set on bounced and rejected events: severity from BOUNCE_TYPE
+  (HARDBOUNCE/SOFTBOUNCE, spacing and case ignored; else undetermined) on bounces, class_code =
+  BOUNCE_REASONID, reason = BOUNCE_REASON else RESPONSE, SMTP codes parsed from RESPONSE and BOUNCE_REASON.
+- metadata ``{"X-APIHEADER": ...}`` holds the sender's header exactly as sent (a string stays that string,
+  a bare number becomes its decimal string); TAGS is split on commas; RCPTID, CLIENTID, MSIZE stay in raw.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from espwire.envelope import Envelope
+from espwire.event import CanonicalEvent
+from processors.adapters.base import AdaptResult, Failure
+from processors.adapters.fields import (
+    as_str,
+    as_str_list,
+    epoch_or_time,
+    failure_from,
+    json_kind,
+    keep_encodable,
+    parse_form,
+    smtp_codes,
+)
+from processors.adapters.json_body import BodyError, decode_text, parse_json_lenient
+from processors.normalize import build_event
+
+_TYPES: dict[str, str] = {
+    "sent": "email.delivered",
+    "dropped": "email.rejected",
+    "invalid": "email.rejected",
+    "bounced": "email.bounced",
+    "opened": "email.opened",
+    "clicked": "email.clicked",
+    "unsubscribed": "email.unsubscribed",
+    "unsub": "email.unsubscribed",
+    "abuse": "email.complained",
+    "spam": "email.complained",
+}
+_SEVERITIES = {"HARDBOUNCE": "hard", "SOFTBOUNCE": "soft"}
+_FLAT_FORM_KEYS = frozenset({"EVENT", "TRANSID", "EMAIL"})
+_NOT_APPLICABLE = "NA"
+
+
+class FalconideAdapter:
+    provider: ClassVar[str] = "falconide"
+    version: ClassVar[str] = "1"
+
+    def adapt(self, envelope: Envelope) -> AdaptResult:
+        try:
+            return self._adapt(envelope)
+        except Exception as exc:  # a bug must become a dead letter, never a crashed consumer
+            return AdaptResult(failures=[Failure("adapter_error", repr(exc)[:500])])
+
+    def _adapt(self, envelope: Envelope) -> AdaptResult:
+        if envelope.method in ("HEAD", "GET") and not envelope.body.strip():
+            return AdaptResult()  # the URL check made when the webhook is saved
+        try:
+            items = event_objects(envelope.body)
+        except BodyError as error:
+            return AdaptResult(failures=[Failure(error.reason, error.detail)])
+        indexed: list[tuple[int, CanonicalEvent]] = []
+        failures: list[Failure] = []
+        for index, item in enumerate(items):
+            if not isinstance(item, dict):
+                failures.append(Failure("invalid_event", f"batch item is a JSON {json_kind(item)}", index))
+                continue
+            try:
+                indexed.append((index, _event(envelope, item)))
+            except Exception as exc:  # one odd item must not cost the rest of the batch
+                failures.append(failure_from(exc, item, index))
+        return keep_encodable(indexed, failures)
+
+
+def event_objects(body: bytes) -> list[Any]:
+    """The batch items of any body shape Falconide (or a PHP relay in front of it) sends."""
+    text = decode_text(body)
+    start = text.lstrip()[:1]
+    if not start:
+        raise BodyError("empty_body", "no content")
+    value = parse_json_lenient(text) if start in ("[", "{") else _from_form(text)
+    if isinstance(value, list):
+        return value
+    if isinstance(value, dict):
+        return [value]
+    raise BodyError("not_a_batch", f"body is a JSON {json_kind(value)}")
+
+
+def _from_form(text: str) -> Any:
+    fields = parse_form(text)
+    if any(name.upper() in _FLAT_FORM_KEYS for name in fields):
+        return fields
+    json_values = [value for value in fields.values() if value.lstrip()[:1] in ("[", "{")]
+    if len(json_values) == 1:
+        return parse_json_lenient(json_values[0])
+    raise BodyError("unrecognised_body", f"neither JSON nor a Falconide form ({len(fields)} form fields)")
+
+
+def _present(value: object) -> str | None:
+    text = as_str(value)
+    return None if text is None or text.strip() == _NOT_APPLICABLE else text
+
+
+def _event(envelope: Envelope, item: dict[str, Any]) -> CanonicalEvent:
+    # Upper-cased names for lookup; the item itself stays as sent, in raw.
+    fields = {name.upper(): value for name, value in item.items()}
+    get = fields.get
+
+    raw = item
+    transid = get("TRANSID")
+    message_id = as_str(transid)
+    if message_id is not None and not isinstance(transid, str):
+        raw = {name: (message_id if name.upper() == "TRANSID" else value) for name, value in item.items()}
+
+    event_name = get("EVENT")
+    provider_type = event_name if isinstance(event_name, str) else (as_str(event_name) or "")
+    key = provider_type.strip().lower()
+    canonical = _TYPES.get(key, "unknown")
+
+    response = _present(get("RESPONSE"))
+    bounce = None
+    reject_reason = None
+    if canonical == "email.bounced":
+        bounce_reason = _present(get("BOUNCE_REASON"))
+        status, enhanced = smtp_codes(response, bounce_reason)
+        bounce_type = as_str(get("BOUNCE_TYPE"))
+        severity_key = "".join(bounce_type.split()).replace("_", "").upper() if bounce_type else ""
+        bounce = {
+            "severity": _SEVERITIES.get(severity_key, "undetermined"),
+            "class_code": as_str(get("BOUNCE_REASONID")),
+            "smtp_status": status,
+            "enhanced_status": enhanced,
+            "reason": bounce_reason or response,
+        }
+        reject_reason = "bounced"
+    elif canonical == "email.rejected":
+        if key == "invalid":
+            reject_reason = "invalid"
+        else:
+            said = (response or "").lower()
+            only_unsubscribed = "unsubscri" in said and not any(
+                word in said for word in ("blacklist", "blocklist", "bounce", "spam", "abuse", "complain")
+            )
+            reject_reason = "unsubscribed" if only_unsubscribed else "blocked"
+        if response:
+            status, enhanced = smtp_codes(response)
+            bounce = {"smtp_status": status, "enhanced_status": enhanced, "reason": response}
+
+    api_header = get("X-APIHEADER", get("XAPI-HEADER"))
+    if api_header is not None and not isinstance(api_header, dict | list):
+        api_header = as_str(api_header)
+    url = _present(get("URL"))
+    email = as_str(get("EMAIL"))
+
+    return build_event(
+        envelope,
+        type=canonical,
+        provider_event_type=provider_type,
+        raw=raw,
+        occurred_at=epoch_or_time(get("TIMESTAMP"), allow_iso=False),
+        recipient={"email": email},
+        subject=email,
+        message={
+            "message_id": message_id,
+            "subject": as_str(get("SUBJECT")),
+            "from": as_str(get("FROMADDRESS")),
+        },
+        link={"url": url} if url else None,
+        bounce=bounce,
+        reject_reason=reject_reason,
+        client={"user_agent": _present(get("USERAGENT")), "ip": _present(get("IPADDRESS"))},
+        tags=as_str_list(get("TAGS"), ","),
+        metadata={"X-APIHEADER": api_header},
+    )
