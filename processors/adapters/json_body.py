@@ -78,26 +78,6 @@ def _check_depth(value: Any) -> None:
                 stack.append((child, depth + 1))
 
 
-# A \uD800-\uDFFF escape: legal JSON, but unpaired it is not a character and nothing can encode it.
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-
-
-def _check_encodable(value: Any) -> None:
-    stack = [value]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, str):
-            try:
-                node.encode("utf-8")
-            except UnicodeEncodeError:
-                raise BodyError("invalid_unicode", "unpaired surrogate escape in a string") from None
-        elif isinstance(node, dict):
-            stack.extend(node.keys())
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-
-
 def decode_text(body: bytes) -> str:
     try:
         text = body.decode("utf-8")
@@ -123,8 +103,6 @@ def parse_json(body: bytes | str) -> Any:
         raise BodyError("invalid_json", str(exc)[:200]) from None
     if isinstance(value, dict | list):
         _check_depth(value)
-    if _SURROGATE_ESCAPE.search(text):  # rare: only then walk the strings
-        _check_encodable(value)
     return value
 
 

@@ -425,10 +425,10 @@ def test_a_bug_anywhere_is_one_failure(monkeypatch: pytest.MonkeyPatch) -> None:
     assert [(f.reason, f.index) for f in result.failures] == [("adapter_error", None)]
 
 
-def test_unpaired_surrogate_is_refused_by_the_parser() -> None:
+def test_unpaired_surrogate_fails_only_its_record() -> None:
     result = adapt_body('[{"EVENT":"sent","TRANSID":"1"},{"EVENT":"opened","SUBJECT":"\\udc00"}]')
-    assert result.events == []
-    assert [f.reason for f in result.failures] == ["invalid_unicode"]
+    assert [e["type"] for e in result.events] == ["email.delivered"]
+    assert [(f.reason, f.index) for f in result.failures] == [("unencodable_event", 1)]
 
 
 def test_record_too_deep_to_fingerprint_is_a_failure_with_its_index() -> None:

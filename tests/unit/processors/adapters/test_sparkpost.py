@@ -464,11 +464,14 @@ def test_a_bug_anywhere_is_one_failure(monkeypatch: pytest.MonkeyPatch) -> None:
     assert [(f.reason, f.index) for f in result.failures] == [("adapter_error", None)]
 
 
-def test_unpaired_surrogate_is_refused_by_the_parser() -> None:
-    body = b'[{"msys":{"message_event":{"type":"open","event_id":"2","rcpt_meta":{"k":"\\ud800"}}}}]'
+def test_unpaired_surrogate_fails_only_its_item() -> None:
+    body = (
+        b'[{"msys":{"message_event":{"type":"open","event_id":"2","rcpt_meta":{"k":"\\ud800"}}}},'
+        b'{"msys":{"message_event":{"type":"click","event_id":"3"}}}]'
+    )
     result = adapt(body_envelope(body))
-    assert result.events == []
-    assert [f.reason for f in result.failures] == ["invalid_unicode"]
+    assert [e["type"] for e in result.events] == ["email.clicked"]
+    assert [(f.reason, f.index) for f in result.failures] == [("unencodable_event", 0)]
 
 
 def test_item_too_deep_to_fingerprint_is_a_failure_with_its_index() -> None:
