@@ -1,0 +1,72 @@
+"""The strict parser's rules, and that the orjson fast path always agrees with the strict path."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from processors.adapters.json_body import _DECODER, BodyError, parse_json, parse_json_lenient
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=8), children, max_size=5),
+    max_leaves=30,
+)
+
+
+@given(st.lists(json_values, max_size=4) | st.dictionaries(st.text(max_size=8), json_values, max_size=4))
+def test_fast_path_agrees_with_the_strict_parser(value: Any) -> None:
+    for text in (json.dumps(value, separators=(",", ":"), ensure_ascii=False), json.dumps(value, indent=1)):
+        try:
+            strict = _DECODER.decode(text)
+        except BodyError:
+            with pytest.raises(BodyError):
+                parse_json(text.encode())
+            continue
+        assert parse_json(text.encode()) == strict
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b'{"a":1,"a":2}', "duplicate_keys"),
+        (b'[{"x":{"a":1,"a":1}}]', "duplicate_keys"),
+        (b"[NaN]", "nan_infinity"),
+        (b"[1e400]", "number_out_of_range"),
+        (b"[" + b"9" * 5000 + b"]", "number_too_long"),
+        (b"[" * 600 + b"]" * 600, "too_deep"),
+        (b'["\xc3\x28"]', "invalid_utf8"),
+        (b'["a\x00b"]', "invalid_json"),
+        (b"  \n", "empty_body"),
+    ],
+)
+def test_hostile_bodies_are_refused_with_a_reason(body: bytes, reason: str) -> None:
+    with pytest.raises(BodyError) as refused:
+        parse_json_lenient(body)
+    assert refused.value.reason == reason
+
+
+def test_big_integers_and_leading_zeros_keep_their_digits() -> None:
+    assert parse_json(b"[9007199254740993,9007199254740992,-9007199254740993]") == [
+        "9007199254740993",
+        9007199254740992,
+        "-9007199254740993",
+    ]
+    assert parse_json(b'{"t":123456789012345678901234567890}') == {"t": "123456789012345678901234567890"}
+    assert parse_json_lenient(b'{"mailing_id": 000001, "n": 10001, "s": "007"}') == {
+        "mailing_id": "000001",
+        "n": 10001,
+        "s": "007",
+    }
+
+
+def test_bracketless_objects_are_a_batch() -> None:
+    assert parse_json_lenient(b'{"a":1},\n\n{"a":2},\n') == [{"a": 1}, {"a": 2}]
