@@ -45,6 +45,7 @@ class RawPublisher:
         self.probe_interval = probe_interval
         self._producer: AIOKafkaProducer | None = None
         self._kafka_up = False
+        self._was_up = False  # "kafka is back" only after it was gone, not at start-up
         self._supervisor: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -97,8 +98,9 @@ class RawPublisher:
         return True
 
     def _set_up(self, up: bool) -> None:
-        if up != self._kafka_up:
+        if up != self._kafka_up and (self._was_up or not up):
             log.warning("kafka is %s", "back" if up else "down; spooling")
+        self._was_up = self._was_up or up
         self._kafka_up = up
         metrics.KAFKA_UP.set(1 if up else 0)
 
