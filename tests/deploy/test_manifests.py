@@ -181,7 +181,7 @@ def test_kustomize_builds(kubectl: str) -> None:
 
 
 def prometheus_rule_from_alerts() -> str:
-    class Dumper(yaml.SafeDumper):
+    class Dumper(yaml.SafeDumper):  # type: ignore[misc,unused-ignore]  # no PyYAML stubs installed
         pass
 
     def text(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
@@ -198,7 +198,8 @@ def prometheus_rule_from_alerts() -> str:
         "# GENERATED from deploy/prometheus/alerts.yml (tests/deploy/test_manifests.py checks they agree).\n"
         "# Regenerate: .venv/bin/python -m tests.deploy.test_manifests\n"
     )
-    return header + yaml.dump(rule, Dumper=Dumper, sort_keys=False, width=120)
+    body: str = yaml.dump(rule, Dumper=Dumper, sort_keys=False, width=120)
+    return header + body
 
 
 def test_prometheus_rule_matches_alerts_yml() -> None:
