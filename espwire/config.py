@@ -113,6 +113,10 @@ class DedupeConfig(Section):
     window_hours: float = 72.0
     # What the processor does when the store is down: pause (default) or pass events through.
     on_store_error: Literal["pause", "pass"] = "pause"
+    # How long a claim stays ours without a commit; past it another processor may take the id over.
+    lease_seconds: float = Field(default=60.0, gt=0)
+    # How often the SQLite store deletes expired rows (Redis expires keys by itself).
+    sqlite_purge_seconds: float = Field(default=300.0, gt=0)
 
 
 class EnrichConfig(Section):
@@ -125,6 +129,11 @@ class EnrichConfig(Section):
     machine_open: bool = True
     bot_click: bool = True
     bot_click_seconds_after_delivery: float = 10.0
+    # How long per-message delivery/click times are kept for the bot-click timing rules.
+    bot_click_state_hours: float = Field(default=24.0, gt=0)
+    # Autonomous systems of link scanners (e.g. 8075 Microsoft): a click from one is a bot.
+    bot_click_scanner_asns: list[int] = Field(default_factory=list)
+    user_agent_cache_size: int = Field(default=10_000, ge=0)
     bounce_class: bool = True
     campaign_csv: Path | None = None
 
