@@ -74,13 +74,25 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _with_metrics(args: argparse.Namespace, start: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Runs a service with its /metrics listener beside it (port 0: none)."""
+    from espwire.metrics_server import start_metrics_server
+
+    runner = await start_metrics_server(args.metrics_host, args.metrics_port) if args.metrics_port else None
+    try:
+        await _until_signalled(start)
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+
+
 def cmd_process(args: argparse.Namespace) -> int:
     from espwire.runtime import run
     from processors.consumer import run_processor
 
     settings = _settings(args)
     bootstrap = _bootstrap(settings)
-    run(_until_signalled(lambda stop: run_processor(settings, bootstrap, stop)))
+    run(_with_metrics(args, lambda stop: run_processor(settings, bootstrap, stop)))
     return 0
 
 
@@ -116,6 +128,11 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _metrics_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--metrics-port", type=int, default=9100, help="/metrics, /healthz, /readyz (0: off)")
+    command.add_argument("--metrics-host", default="0.0.0.0", help="address of the metrics listener")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="espwire",
@@ -140,7 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     gateway.add_argument("--host", help="listen address (default from the config)")
     gateway.add_argument("--data-dir", help="where the spool lives")
 
-    add("process", "Run a processor: espwire.raw -> canonical events on espwire.events (or espwire.dlq).", cmd_process)
+    process = add(
+        "process", "Run a processor: espwire.raw -> canonical events on espwire.events (or espwire.dlq).", cmd_process
+    )
+    _metrics_options(process)
 
     replay = sub.add_parser("replay", help="Re-submit records for another try.")
     replay_sub = replay.add_subparsers(dest="what", required=True, metavar="WHAT")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from espwire.event import Provider
 
@@ -62,7 +62,7 @@ class SourceConfig(Section):
     provider: Provider
     # Several entries: any one that matches lets the request in (secret rotation).
     auth: list[AuthRule] = Field(default_factory=lambda: [NoAuth(type="none")])  # type: ignore[arg-type]
-    allow_ips: list[IPNetwork] = Field(default_factory=list)
+    allow_ips: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
     # Zone of timestamps the provider writes without an offset (iPost "YYYY-MM-DD HH:MM:SS").
     timezone: str = "UTC"
     dedupe_window_hours: float | None = None
@@ -80,7 +80,8 @@ class GatewayConfig(Section):
     ack_timeout_seconds: float = 2.0
     # A client slower than this to send its request gets 408 (slowloris guard).
     read_timeout_seconds: float = 30.0
-    trusted_proxies: list[IPNetwork] = Field(default_factory=list)
+    # From the environment as a comma-separated list: ESPWIRE_GATEWAY_TRUSTED_PROXIES=10.0.0.0/8,172.16.0.0/12
+    trusted_proxies: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
     spool_max_bytes: int = 1024 * 1024 * 1024
     spool_segment_bytes: int = 64 * 1024 * 1024
     linger_ms: int = 2

@@ -40,3 +40,9 @@ def test_environment_overrides_the_file(monkeypatch: pytest.MonkeyPatch) -> None
     assert settings.gateway.max_body_bytes == 1234
     assert settings.gateway.admin_token is not None  # the rest of the section still comes from the file
     assert "change-me" not in repr(settings)
+
+
+def test_network_lists_from_the_environment_are_comma_separated(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ESPWIRE_GATEWAY_TRUSTED_PROXIES", "10.0.0.0/8, 172.16.0.0/12")
+    proxies = load_settings(EXAMPLE_CONFIG).gateway.trusted_proxies
+    assert [str(p) for p in proxies] == ["10.0.0.0/8", "172.16.0.0/12"]
