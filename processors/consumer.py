@@ -20,6 +20,7 @@ from espwire.config import Settings
 from espwire.topics import Topics, ensure_topics
 from processors import metrics
 from processors.pipeline import BatchResult, Pipeline
+from processors.stages import build_stages
 
 log = logging.getLogger("espwire.processor")
 
@@ -43,13 +44,6 @@ def make_producer(settings: Settings, bootstrap: str, client_suffix: str) -> AIO
     )
 
 
-async def build_pipeline(settings: Settings) -> tuple[Pipeline, list[object]]:
-    """The pipeline with the configured dedupe and enrichers; returns what must be closed afterwards."""
-    from processors.stages import build_stages
-
-    return await build_stages(settings)
-
-
 async def run_processor(
     settings: Settings, bootstrap: str, stop: asyncio.Event, *, pipeline: Pipeline | None = None
 ) -> None:
@@ -57,7 +51,7 @@ async def run_processor(
     await ensure_topics(bootstrap, topics.core(), settings.kafka.partitions, settings.kafka.replication)
     closeables: list[object] = []
     if pipeline is None:
-        pipeline, closeables = await build_pipeline(settings)
+        pipeline, closeables = await build_stages(settings, bootstrap)
     conf = settings.processor
     consumer = AIOKafkaConsumer(
         topics.raw,
@@ -81,7 +75,12 @@ async def run_processor(
             started = time.perf_counter()
             records = [record for part in batch.values() for record in part]
             result = await pipeline.run(records)
-            await publish(producer, result)
+            try:
+                await publish(producer, result)
+            except BaseException:
+                if pipeline.dedupe is not None:
+                    await pipeline.dedupe.abandon(result.events)
+                raise
             if pipeline.dedupe is not None:
                 await pipeline.dedupe.confirm(result.events)
             offsets = {tp: part[-1].offset + 1 for tp, part in batch.items()}

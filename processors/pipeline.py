@@ -60,6 +60,10 @@ class Deduplicator(Protocol):
         """Called once the events are acknowledged by the broker."""
         ...
 
+    async def abandon(self, events: list[CanonicalEvent]) -> None:
+        """Called when publishing the events failed."""
+        ...
+
 
 class Enrichment(Protocol):
     async def __call__(self, events: list[CanonicalEvent]) -> None: ...

@@ -1,11 +1,33 @@
-"""Assembles the pipeline's optional stages (dedupe store, enrichers) from the configuration."""
+"""Assembles the pipeline's optional stages (dedupe, enrichment) from the configuration."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from espwire.config import Settings
 from espwire.topics import Topics
+from processors.dedupe import build_store
+from processors.deduplicate import Deduplicator, EventsTopicCheck
 from processors.pipeline import Pipeline
 
 
-async def build_stages(settings: Settings) -> tuple[Pipeline, list[object]]:
-    return Pipeline(Topics(settings.kafka.topic_prefix)), []
+async def build_stages(settings: Settings, bootstrap: str) -> tuple[Pipeline, list[object]]:
+    """The configured pipeline, and what must be closed when the processor stops."""
+    topics = Topics(settings.kafka.topic_prefix)
+    closeables: list[object] = []
+    dedupe = None
+    if settings.dedupe.enabled:
+        conf = settings.dedupe
+        store = build_store(conf, Path(settings.datadir))
+        closeables.append(store)
+        dedupe = Deduplicator(
+            store,
+            window_seconds=conf.window_hours * 3600,
+            lease_seconds=conf.lease_seconds,
+            source_windows={
+                s.id: s.dedupe_window_hours * 3600 for s in settings.sources if s.dedupe_window_hours is not None
+            },
+            on_store_error=conf.on_store_error,
+            published_check=EventsTopicCheck(bootstrap, topics.events),
+        )
+    return Pipeline(topics, dedupe=dedupe), closeables
