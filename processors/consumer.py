@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from espwire.config import Settings
+from espwire.failpoints import failpoint
 from espwire.topics import Topics, ensure_topics
 from processors import metrics
 from processors.pipeline import BatchResult, Pipeline
@@ -81,8 +82,10 @@ async def run_processor(
                 if pipeline.dedupe is not None:
                     await pipeline.dedupe.abandon(result.events)
                 raise
+            failpoint("processor.after_publish")
             if pipeline.dedupe is not None:
                 await pipeline.dedupe.confirm(result.events)
+            failpoint("processor.after_confirm")
             offsets = {tp: part[-1].offset + 1 for tp, part in batch.items()}
             try:
                 await consumer.commit(offsets)
