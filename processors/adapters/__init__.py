@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from processors.adapters.base import AdaptResult, Adapter, Failure
+from processors.adapters.base import Adapter, AdaptResult, Failure
 from processors.adapters.falconide import FalconideAdapter
 from processors.adapters.ipost import IPostAdapter
 from processors.adapters.pure360 import Pure360Adapter
