@@ -1,0 +1,93 @@
+"""Bot clicks: scanner agents and networks, clicks right after delivery, several links in one second."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from processors.dedupe import MemoryDedupeStore, MessageEvent, MessageState
+from processors.enrich.bot_click import BotClickEnricher
+from tests.unit.processors.enrich.conftest import make_event
+
+HUMAN_UA = (
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.4 Safari/605.1.15"
+)
+
+
+def click(n: int, at: str, url: str, *, message_id: str = "m1", **client: Any) -> dict[str, Any]:
+    return make_event(
+        "email.clicked",
+        n=n,
+        occurred_at=at,
+        message={"message_id": message_id},
+        link={"url": url},
+        client={"user_agent": HUMAN_UA, "ip": "81.2.69.142", **client},
+    )
+
+
+def delivery(n: int, at: str, message_id: str = "m1") -> dict[str, Any]:
+    return make_event("email.delivered", n=n, occurred_at=at, message={"message_id": message_id})
+
+
+async def test_scanner_agent_and_network() -> None:
+    enricher = BotClickEnricher(None, scanner_asns=[8075])
+    events = [
+        click(1, "2026-11-20T08:00:00Z", "https://x.example/a", user_agent="Mozilla/5.0 Mimecast Link Scanner"),
+        click(2, "2026-11-20T08:00:00Z", "https://x.example/a", user_agent="python-requests/2.31"),
+        click(3, "2026-11-20T08:00:00Z", "https://x.example/a"),
+        click(4, "2026-11-20T08:00:00Z", "https://x.example/a"),
+        click(5, "2026-11-20T08:00:00Z", "https://x.example/a"),
+    ]
+    events[2]["data"]["geo"] = {"asn": 8075, "as_org": "MICROSOFT-CORP-MSN-AS-BLOCK"}
+    events[3]["data"]["geo"] = {"asn": None, "as_org": "Proofpoint, Inc."}
+    await enricher.enrich_batch(events)
+    assert [e["data"]["click"] for e in events] == [
+        {"bot": True, "reason": "scanner:mimecast"},
+        {"bot": True, "reason": "scanner:http_library"},
+        {"bot": True, "reason": "scanner_network:AS8075"},
+        {"bot": True, "reason": "scanner_network:proofpoint"},
+        {"bot": False, "reason": None},
+    ]
+
+
+async def test_click_right_after_delivery_is_a_bot_one_later_is_not() -> None:
+    store = MemoryDedupeStore()
+    enricher = BotClickEnricher(store, seconds_after_delivery=10)
+    await enricher.enrich_batch([delivery(1, "2026-11-20T08:00:00Z"), delivery(2, "2026-11-20T08:00:00Z", "m2")])
+    fast = click(3, "2026-11-20T08:00:04Z", "https://x.example/a")
+    slow = click(4, "2026-11-20T08:05:00Z", "https://x.example/b", message_id="m2")
+    await enricher.enrich_batch([fast, slow])
+    assert fast["data"]["click"] == {"bot": True, "reason": "click_soon_after_delivery"}
+    assert slow["data"]["click"] == {"bot": False, "reason": None}
+    await store.close()
+
+
+async def test_delivery_and_click_in_the_same_batch() -> None:
+    store = MemoryDedupeStore()
+    events = [delivery(1, "2026-11-20T08:00:00Z"), click(2, "2026-11-20T08:00:02Z", "https://x.example/a")]
+    await BotClickEnricher(store).enrich_batch(events)
+    assert events[1]["data"]["click"]["reason"] == "click_soon_after_delivery"
+
+
+async def test_every_link_in_one_second_flags_all_of_them() -> None:
+    store = MemoryDedupeStore()
+    enricher = BotClickEnricher(store)
+    burst = [click(n, "2026-11-20T09:00:00.1Z", f"https://x.example/{n}") for n in range(3)]
+    same_link_twice = [click(10 + n, "2026-11-20T09:10:00Z", "https://x.example/a", message_id="m9") for n in range(2)]
+    await enricher.enrich_batch(burst + same_link_twice)
+    assert all(e["data"]["click"] == {"bot": True, "reason": "links_clicked_same_second"} for e in burst)
+    assert all(e["data"]["click"]["bot"] is False for e in same_link_twice)
+
+
+class BrokenStore:
+    async def note_message_events(self, items: Sequence[MessageEvent], ttl_seconds: float) -> list[MessageState]:
+        raise ConnectionError("store down")
+
+
+async def test_store_failure_keeps_the_static_verdict_and_notes_it() -> None:
+    events = [click(1, "2026-11-20T08:00:00Z", "https://x.example/a"), delivery(2, "2026-11-20T08:00:00Z")]
+    await BotClickEnricher(BrokenStore()).enrich_batch(events)
+    assert events[0]["data"]["click"] == {"bot": False, "reason": None}
+    assert events[0]["data"]["enrichment_errors"] == ["bot_click: timing rules skipped: store down"]
+    assert "enrichment_errors" not in events[1]["data"]

@@ -1,0 +1,91 @@
+"""Bounce categories: a table of real-looking SMTP replies, provider classes, and the severity rule."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from processors.enrich.bounce_class import CATEGORIES, BounceClassEnricher, classify, parse_codes, severity_for
+from tests.unit.processors.enrich.conftest import make_event
+
+TABLE = Path(__file__).parents[4] / "tests" / "data" / "enrich" / "smtp_responses.csv"
+with TABLE.open(encoding="utf-8", newline="") as handle:
+    ROWS = list(csv.DictReader(handle))
+
+
+def test_the_table_is_big_enough_and_uses_known_categories() -> None:
+    assert len(ROWS) >= 50
+    assert {row["category"] for row in ROWS} <= set(CATEGORIES)
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[f"{n}-{r['style']}" for n, r in enumerate(ROWS)])
+async def test_smtp_response(row: dict[str, str]) -> None:
+    assert parse_codes(row["response"]) == (row["smtp_status"] or None, row["enhanced_status"] or None)
+    event = make_event("email.bounced", bounce={"severity": "undetermined", "reason": row["response"]})
+    await BounceClassEnricher().enrich_batch([event])
+    bounce = event["data"]["bounce"]
+    assert bounce["category"] == row["category"]
+    assert bounce["severity"] == row["severity"]
+    assert bounce.get("smtp_status") == (row["smtp_status"] or None)
+    assert bounce.get("enhanced_status") == (row["enhanced_status"] or None)
+
+
+async def _enrich(provider: str, bounce: dict[str, Any], **data: Any) -> dict[str, Any]:
+    event = make_event("email.bounced", provider=provider, bounce=bounce, **data)
+    await BounceClassEnricher().enrich_batch([event])
+    result: dict[str, Any] = event["data"]["bounce"]
+    return result
+
+
+async def test_explicit_severity_is_never_overridden() -> None:
+    bounce = await _enrich("falconide", {"severity": "soft", "reason": "550 5.1.1 user unknown"})
+    assert bounce == {
+        "severity": "soft",
+        "category": "mailbox_unknown",
+        "reason": "550 5.1.1 user unknown",
+        "smtp_status": "550",
+        "enhanced_status": "5.1.1",
+    }
+
+
+async def test_given_codes_are_kept_and_used() -> None:
+    bounce = await _enrich("ipost", {"smtp_status": "452", "enhanced_status": "4.2.2", "reason": "whatever"})
+    assert (bounce["category"], bounce["severity"], bounce["smtp_status"]) == ("mailbox_full", "soft", "452")
+
+
+async def test_sparkpost_class_wins_over_text() -> None:
+    bounce = await _enrich(
+        "sparkpost",
+        {"severity": "block", "class_code": "51", "reason": "550 5.1.1 user unknown", "category": "spam_block"},
+    )
+    assert (bounce["category"], bounce["severity"]) == ("spam_block", "block")
+    generic = await _enrich(
+        "sparkpost", {"severity": "undetermined", "class_code": "1", "reason": "552 5.2.2 over quota"}
+    )
+    assert (generic["category"], generic["severity"]) == ("mailbox_full", "soft")
+
+
+async def test_falconide_reason_id_and_pure360_trigger() -> None:
+    falconide = await _enrich(
+        "falconide", {"severity": "undetermined", "class_code": "342", "reason": "The email account does not exist"}
+    )
+    assert (falconide["category"], falconide["severity"]) == ("mailbox_unknown", "hard")
+    pure360 = await _enrich("pure360", {"severity": "block"}, provider_event_type="BLOCKED")
+    assert (pure360["category"], pure360["severity"]) == ("policy_block", "block")
+
+
+async def test_deferral_without_severity_gets_soft() -> None:
+    event = make_event("email.deferred", bounce={"reason": "421 4.7.0 Try again later"})
+    await BounceClassEnricher().enrich_batch([event])
+    assert event["data"]["bounce"]["severity"] == "soft"
+
+
+def test_severity_rule() -> None:
+    assert severity_for("mailbox_unknown", "4") == "soft"
+    assert severity_for("spam_block", "5") == "block"
+    assert severity_for("undetermined", None) == "undetermined"
+    assert severity_for("undetermined", "5") == "hard"
+    assert classify("", None, None) == ("undetermined", None)

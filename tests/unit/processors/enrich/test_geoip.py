@@ -1,0 +1,85 @@
+"""GeoIP enricher: MaxMind-format files written here with mmdb-writer, and the bundled default database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from mmdb_writer import MmdbU32, MMDBWriter
+from netaddr import IPSet  # type: ignore[import-untyped]
+
+from processors.enrich.geoip import GeoIpEnricher
+from tests.unit.processors.enrich.conftest import make_event
+
+
+@pytest.fixture(scope="module")
+def mmdb_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("mmdb")
+    city = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoLite2-City", languages=["en"])
+    city.insert_network(
+        IPSet(["81.2.69.0/24"]),
+        {
+            "country": {"iso_code": "GB", "names": {"en": "United Kingdom"}},
+            "subdivisions": [{"iso_code": "ENG", "names": {"en": "England"}}],
+            "city": {"names": {"en": "London"}},
+        },
+    )
+    city.insert_network(IPSet(["2001:480::/32"]), {"country": {"iso_code": "US"}})
+    city_path = folder / "city.mmdb"
+    city.to_db_file(str(city_path))
+    asn = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoLite2-ASN", languages=["en"])
+    asn.insert_network(
+        IPSet(["81.2.64.0/18"]),
+        {"autonomous_system_number": MmdbU32(20712), "autonomous_system_organization": "Andrews & Arnold Ltd"},
+    )
+    asn_path = folder / "asn.mmdb"
+    asn.to_db_file(str(asn_path))
+    return city_path, asn_path
+
+
+async def test_maxmind_files_give_country_region_city_and_as(mmdb_files: tuple[Path, Path]) -> None:
+    enricher = GeoIpEnricher(*mmdb_files)
+    events = [
+        make_event(n=1, client={"ip": "81.2.69.142"}),
+        make_event(n=2, client={"ip": "::ffff:81.2.69.160"}),
+        make_event(n=3, client={"ip": "2001:480::1"}),
+        make_event(n=4, client={"ip": "192.0.2.1"}),
+        make_event(n=5, client={"ip": "10.0.0.7"}),
+        make_event(n=6, client={"ip": "not an address"}),
+        make_event(n=7),
+    ]
+    try:
+        await enricher.enrich_batch(events)
+    finally:
+        enricher.close()
+    london = {"country": "GB", "region": "ENG", "city": "London", "asn": 20712, "as_org": "Andrews & Arnold Ltd"}
+    assert events[0]["data"]["geo"] == london
+    assert events[1]["data"]["geo"] == london
+    assert events[2]["data"]["geo"] == {"country": "US", "region": None, "city": None, "asn": None, "as_org": None}
+    for skipped in events[3:]:
+        assert "geo" not in skipped["data"]
+        assert "enrichment_errors" not in skipped["data"]
+
+
+async def test_asn_file_alone(mmdb_files: tuple[Path, Path]) -> None:
+    enricher = GeoIpEnricher(None, mmdb_files[1])
+    event = make_event(client={"ip": "81.2.70.1"})
+    try:
+        await enricher.enrich_batch([event])
+    finally:
+        enricher.close()
+    assert event["data"]["geo"]["asn"] == 20712
+    assert event["data"]["geo"]["country"] is None
+
+
+async def test_bundled_database_without_configuration() -> None:
+    enricher = GeoIpEnricher()
+    events = [make_event(n=1, client={"ip": "8.8.8.8"}), make_event(n=2, client={"ip": "127.0.0.1"})]
+    try:
+        await enricher.enrich_batch(events)
+    finally:
+        enricher.close()
+    geo = events[0]["data"]["geo"]
+    assert geo["country"] == "US"
+    assert "GOOGLE" in geo["as_org"].upper()
+    assert "geo" not in events[1]["data"]
