@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -33,21 +33,28 @@ from processors.dedupe.base import (
 
 _T = TypeVar("_T")
 
-_NOW = """
+_NOW = r"""
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 """
 
-# ARGV: owner, lease seconds, then (fingerprint, ttl seconds) per key. Same table as base.decide.
+# Per-key arguments travel as one newline-separated blob and answers come back as one, because
+# packing and parsing thousands of separate arguments and replies cost more than the script itself.
+
+# KEYS: ids. ARGV: owner, lease seconds, "<fingerprint>\t<ttl ms>\n" per key. Same table as base.decide.
 _BEGIN = (
     _NOW
-    + """
+    + r"""
 local owner = ARGV[1]
 local lease = tonumber(ARGV[2])
+-- Every claim written by this call shares its lease and (unless retried) its start: format them once.
+local lease_part = 'p\t' .. string.format('%.6f', now + lease) .. '\t'
+local fresh = lease_part .. string.format('%.6f', now) .. '\t'
 local out = {}
-for i, key in ipairs(KEYS) do
-  local fp = ARGV[1 + 2 * i]
-  local ttl = math.max(1, math.floor(tonumber(ARGV[2 + 2 * i]) * 1000))
+local i = 0
+for fp, ttl in string.gmatch(ARGV[3], '([^\t\n]*)\t(%d+)\n') do
+  i = i + 1
+  local key = KEYS[i]
   local cur = redis.call('GET', key)
   local since = now
   local answer
@@ -56,46 +63,48 @@ for i, key in ipairs(KEYS) do
   elseif string.sub(cur, 1, 1) == 'd' then
     if string.sub(cur, 3) == fp then answer = 'D' else answer = 'C' end
   else
-    local lease_until, old_since, _, old_owner = string.match(cur, '^p\\t([^\\t]*)\\t([^\\t]*)\\t([^\\t]*)\\t(.*)$')
+    local lease_until, old_since, _, old_owner = string.match(cur, '^p\t([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)$')
     if old_owner == owner then
       answer = 'N'
       since = tonumber(old_since)
     elseif tonumber(lease_until) > now then
-      answer = 'B\\t' .. old_since .. '\\t' .. old_owner
+      answer = 'B\t' .. old_since .. '\t' .. old_owner
     else
-      answer = 'I\\t' .. old_since .. '\\t' .. old_owner
+      answer = 'I\t' .. old_since .. '\t' .. old_owner
     end
   end
   local first = string.sub(answer, 1, 1)
   if first == 'N' or first == 'I' then
-    local value = 'p\\t' .. string.format('%.6f', now + lease) .. '\\t' .. string.format('%.6f', since)
-    redis.call('SET', key, value .. '\\t' .. fp .. '\\t' .. owner, 'PX', ttl)
+    local head = fresh
+    if since ~= now then head = lease_part .. string.format('%.6f', since) .. '\t' end
+    redis.call('SET', key, head .. fp .. '\t' .. owner, 'PX', ttl)
   end
   out[i] = answer
 end
-return out
+return table.concat(out, '\n')
 """
 )
 
-# ARGV: (fingerprint, ttl seconds) per key. A done id keeps its first fingerprint.
-_COMMIT = """
-for i, key in ipairs(KEYS) do
-  local cur = redis.call('GET', key)
+# KEYS: ids. ARGV: "<fingerprint>\t<ttl ms>\n" per key. A done id keeps its first fingerprint.
+_COMMIT = r"""
+local i = 0
+for fp, ttl in string.gmatch(ARGV[1], '([^\t\n]*)\t(%d+)\n') do
+  i = i + 1
+  local cur = redis.call('GET', KEYS[i])
   if not cur or string.sub(cur, 1, 1) ~= 'd' then
-    local ttl = math.max(1, math.floor(tonumber(ARGV[2 * i]) * 1000))
-    redis.call('SET', key, 'd\\t' .. ARGV[2 * i - 1], 'PX', ttl)
+    redis.call('SET', KEYS[i], 'd\t' .. fp, 'PX', ttl)
   end
 end
-return #KEYS
+return i
 """
 
-# ARGV: owner. Only our own pending claims go.
-_RELEASE = """
+# KEYS: ids. ARGV: owner. Only our own pending claims go.
+_RELEASE = r"""
 local removed = 0
 for _, key in ipairs(KEYS) do
   local cur = redis.call('GET', key)
   if cur and string.sub(cur, 1, 1) == 'p' then
-    local owner = string.match(cur, '^p\\t[^\\t]*\\t[^\\t]*\\t[^\\t]*\\t(.*)$')
+    local owner = string.match(cur, '^p\t[^\t]*\t[^\t]*\t[^\t]*\t(.*)$')
     if owner == ARGV[1] then
       redis.call('DEL', key)
       removed = removed + 1
@@ -105,19 +114,22 @@ end
 return removed
 """
 
-# KEYS: one message hash per item. ARGV: ttl ms, then (kind, epoch seconds, link token) per item.
+# KEYS: one message hash per item. ARGV: ttl ms, "<kind>\t<epoch seconds>\t<link token>\n" per item.
 # Records every item first, then answers from the final state (see base.apply_message_events).
-_MESSAGES = """
+_MESSAGES = r"""
 local ttl = tonumber(ARGV[1])
-for i, key in ipairs(KEYS) do
-  local kind = ARGV[3 * i - 1]
-  local moment = tonumber(ARGV[3 * i])
+local kinds, moments = {}, {}
+local i = 0
+for kind, moment, token in string.gmatch(ARGV[2], '([^\t\n]*)\t([^\t\n]*)\t([^\t\n]*)\n') do
+  i = i + 1
+  local key = KEYS[i]
+  kinds[i] = kind
+  moments[i] = tonumber(moment)
   if kind == 'delivered' then
     local known = redis.call('HGET', key, 'd')
-    if not known or moment < tonumber(known) then redis.call('HSET', key, 'd', ARGV[3 * i]) end
+    if not known or moments[i] < tonumber(known) then redis.call('HSET', key, 'd', moment) end
   else
-    local field = 'c:' .. math.floor(moment)
-    local token = ARGV[3 * i + 1]
+    local field = 'c:' .. math.floor(moments[i])
     local tokens = redis.call('HGET', key, field) or ''
     if not string.find(' ' .. tokens .. ' ', ' ' .. token .. ' ', 1, true) then
       if tokens == '' then tokens = token else tokens = tokens .. ' ' .. token end
@@ -127,16 +139,16 @@ for i, key in ipairs(KEYS) do
   redis.call('PEXPIRE', key, ttl)
 end
 local out = {}
-for i, key in ipairs(KEYS) do
-  local delivered = redis.call('HGET', key, 'd') or ''
+for j = 1, i do
+  local delivered = redis.call('HGET', KEYS[j], 'd') or ''
   local count = 0
-  if ARGV[3 * i - 1] == 'clicked' then
-    local tokens = redis.call('HGET', key, 'c:' .. math.floor(tonumber(ARGV[3 * i]))) or ''
+  if kinds[j] == 'clicked' then
+    local tokens = redis.call('HGET', KEYS[j], 'c:' .. math.floor(moments[j])) or ''
     for _ in string.gmatch(tokens, '%S+') do count = count + 1 end
   end
-  out[i] = delivered .. '\\t' .. count
+  out[j] = delivered .. '\t' .. count
 end
-return out
+return table.concat(out, '\n')
 """
 
 _NEW = Claim(ClaimStatus.NEW)
@@ -155,6 +167,22 @@ def _claim(answer: bytes) -> Claim:
     _, since, owner = answer.split(b"\t", 2)
     status = ClaimStatus.BUSY if first == b"B" else ClaimStatus.IN_DOUBT
     return Claim(status, owner.decode(), float(since))
+
+
+def _per_key_blob(entries: Sequence[ClaimEntry]) -> str:
+    lines = []
+    for event_id, fingerprint, ttl in entries:
+        if "\t" in fingerprint or "\n" in fingerprint:
+            raise ValueError(f"fingerprint of {event_id!r} contains a tab or newline")
+        lines.append(f"{fingerprint}\t{max(1, int(ttl * 1000))}\n")
+    return "".join(lines)
+
+
+def _split(reply: bytes, count: int) -> list[bytes]:
+    parts = reply.split(b"\n") if reply else []
+    if len(parts) != count:
+        raise DedupeStoreError(f"redis script answered {len(parts)} entries for {count}", retriable=False)
+    return parts
 
 
 class RedisDedupeStore:
@@ -197,23 +225,18 @@ class RedisDedupeStore:
     async def begin(self, entries: Sequence[ClaimEntry], owner: str, lease_seconds: float) -> list[Claim]:
         if not entries:
             return []
-        prefix = self._prefix
-        keys = [prefix + event_id for event_id, _, _ in entries]
-        args: list[Any] = [owner, repr(float(lease_seconds))]
-        for _, fingerprint, ttl in entries:
-            args.append(fingerprint)
-            args.append(repr(float(ttl)))
-        answers: list[bytes] = await self._run("begin", lambda: self._begin(keys=keys, args=args))
-        return [_claim(answer) for answer in answers]
+        if "\n" in owner:
+            raise ValueError("owner must not contain a newline")
+        keys = [self._prefix + event_id for event_id, _, _ in entries]
+        args = [owner, repr(float(lease_seconds)), _per_key_blob(entries)]
+        reply: bytes = await self._run("begin", lambda: self._begin(keys=keys, args=args))
+        return [_claim(answer) for answer in _split(reply, len(entries))]
 
     async def commit(self, entries: Sequence[ClaimEntry], owner: str) -> None:
         if not entries:
             return
         keys = [self._prefix + event_id for event_id, _, _ in entries]
-        args: list[Any] = []
-        for _, fingerprint, ttl in entries:
-            args.append(fingerprint)
-            args.append(repr(float(ttl)))
+        args = [_per_key_blob(entries)]
         await self._run("commit", lambda: self._commit(keys=keys, args=args))
 
     async def release(self, ids: Sequence[str], owner: str) -> None:
@@ -226,14 +249,14 @@ class RedisDedupeStore:
         if not items:
             return []
         keys = [f"{self._prefix}m:{key}" for key, _, _, _ in items]
-        args: list[Any] = [max(1, int(ttl_seconds * 1000))]
-        for _, kind, moment, detail in items:
-            args.append(kind)
-            args.append(repr(float(moment)))
-            args.append(link_token(detail) if kind == "clicked" else "-")
-        answers: list[bytes] = await self._run("note_message_events", lambda: self._messages(keys=keys, args=args))
+        lines = [
+            f"{kind}\t{moment!r}\t{link_token(detail) if kind == 'clicked' else '-'}\n"
+            for _, kind, moment, detail in items
+        ]
+        args: list[str | int] = [max(1, int(ttl_seconds * 1000)), "".join(lines)]
+        reply: bytes = await self._run("note_message_events", lambda: self._messages(keys=keys, args=args))
         states: list[MessageState] = []
-        for answer in answers:
+        for answer in _split(reply, len(items)):
             delivered, count = answer.split(b"\t")
             states.append(MessageState(float(delivered) if delivered else None, int(count)))
         return states

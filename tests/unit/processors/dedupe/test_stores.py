@@ -242,3 +242,28 @@ async def test_build_store_picks_the_backend(tmp_path: Path) -> None:
     memory = build_store(DedupeConfig(store="memory"), tmp_path)
     assert isinstance(memory, MemoryDedupeStore)
     await memory.close()
+
+
+async def test_redis_keys_expire_with_the_window(redis_url: str) -> None:
+    prefix = f"test:{uuid.uuid4().hex}:"
+    store = RedisDedupeStore.from_url(redis_url, prefix)
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        await store.begin(entries("a", ttl=500.0), "p1", 5.0)
+        assert 495_000 < await client.pttl(f"{prefix}a") <= 500_000
+        await store.commit(entries("a", ttl=900.0), "p1")
+        assert 895_000 < await client.pttl(f"{prefix}a") <= 900_000
+        assert await client.get(f"{prefix}a") == b"d\tf1"
+    finally:
+        await client.aclose()
+        await store.close()
+        await _drop_prefix(redis_url, prefix)
+
+
+async def test_fingerprints_with_separators_are_refused(redis_url: str) -> None:
+    store = RedisDedupeStore.from_url(redis_url, f"test:{uuid.uuid4().hex}:")
+    try:
+        with pytest.raises(ValueError, match="tab or newline"):
+            await store.begin([("a", "x\ty", 60.0)], "p1", LEASE)
+    finally:
+        await store.close()
