@@ -91,6 +91,7 @@ _SPARKPOST: dict[str, str] = {
     "90": "unsubscribe",
     "100": "challenge_response",
 }
+_NARROWER_BLOCKS = frozenset({"spam_block", "spam_content", "auth_failure", "content_rejected", "relay_denied"})
 # Falconide publishes no table of BOUNCE_REASONID; these are the ids its documentation shows with their
 # replies. Unknown ids fall through to the reply text.
 _FALCONIDE: dict[str, str] = {"342": "mailbox_unknown"}
@@ -328,7 +329,9 @@ class BounceClassEnricher:
                 enhanced_status = bounce["enhanced_status"] = parsed_enhanced
         category, permanence = classify(reason, smtp_status, enhanced_status)
         hinted = _provider_category(data, bounce)
-        if hinted is not None:
+        if hinted == "policy_block" and category in _NARROWER_BLOCKS:
+            pass  # SparkPost's "mail block" (50) is generic; the reply names which block it was
+        elif hinted is not None:
             category = hinted
         elif category == "undetermined" and data.get("provider") == "pure360":
             category = _PURE360.get(str(data.get("provider_event_type", "")).upper(), category)

@@ -62,6 +62,10 @@ async def test_sparkpost_class_wins_over_text() -> None:
         {"severity": "block", "class_code": "51", "reason": "550 5.1.1 user unknown", "category": "spam_block"},
     )
     assert (bounce["category"], bounce["severity"]) == ("spam_block", "block")
+    block = await _enrich(
+        "sparkpost", {"severity": "block", "class_code": "50", "reason": "554 5.7.1 blocked using zen.spamhaus.org"}
+    )
+    assert (block["category"], block["severity"]) == ("spam_block", "block")
     generic = await _enrich(
         "sparkpost", {"severity": "undetermined", "class_code": "1", "reason": "552 5.2.2 over quota"}
     )
