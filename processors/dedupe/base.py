@@ -61,7 +61,11 @@ class DedupeStore(Protocol):
     name: str
 
     async def begin(self, entries: Sequence[ClaimEntry], owner: str, lease_seconds: float) -> list[Claim]:
-        """Claims each id for ``owner``; one Claim per entry, in order."""
+        """Claims each id for ``owner``; one Claim per entry, in order.
+
+        An id repeated within one call is the same owner's retry, so NEW both times: the caller keeps
+        one event per id before calling (the later copies are duplicates by definition).
+        """
         ...
 
     async def commit(self, entries: Sequence[ClaimEntry], owner: str) -> None:
