@@ -12,6 +12,9 @@ import contextlib
 import logging
 import time
 import uuid
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
@@ -20,16 +23,11 @@ from espwire.config import Settings
 from espwire.failpoints import failpoint
 from espwire.topics import Topics, ensure_topics
 from processors import metrics
+from processors.batch_publisher import BatchPublisher
 from processors.pipeline import BatchResult, Pipeline
 from processors.stages import build_stages
 
 log = logging.getLogger("espwire.processor")
-
-
-async def publish(producer: AIOKafkaProducer, result: BatchResult) -> None:
-    futures = [await producer.send(o.topic, o.value, key=o.key, headers=o.headers) for o in result.outgoing]
-    if futures:
-        await asyncio.gather(*futures)
 
 
 def make_producer(settings: Settings, bootstrap: str, client_suffix: str) -> AIOKafkaProducer:
@@ -63,37 +61,37 @@ async def run_processor(
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=32 * 1024 * 1024,
         fetch_max_bytes=64 * 1024 * 1024,
+        fetch_max_wait_ms=conf.max_batch_wait_ms,  # the broker holds an empty fetch this long at most
     )
     producer = make_producer(settings, bootstrap, "processor")
     await producer.start()
     await consumer.start()
     log.info("processor started", extra={"group": conf.group_id, "topic": topics.raw})
+    publisher = BatchPublisher(producer)
+    # Batches whose records are handed to the producer but not yet acknowledged, oldest first. While
+    # they are in flight the next batch is fetched and adapted, so CPU work and broker round trips
+    # overlap; offsets are still committed strictly in order, each only after its batch's acks.
+    in_flight: deque[InFlight] = deque()
     try:
         while not stop.is_set():
-            batch = await consumer.getmany(timeout_ms=conf.max_batch_wait_ms * 4, max_records=conf.max_batch_records)
+            batch = await consumer.getmany(timeout_ms=conf.max_batch_wait_ms, max_records=conf.max_batch_records)
+            while in_flight and (in_flight[0].acked.done() or len(in_flight) >= conf.max_in_flight_batches):
+                await _finish(consumer, pipeline, in_flight.popleft())
             if not batch:
                 continue
             started = time.perf_counter()
             records = [record for part in batch.values() for record in part]
             result = await pipeline.run(records)
             try:
-                await publish(producer, result)
+                acked = await publisher.send(result.outgoing)
             except BaseException:
                 if pipeline.dedupe is not None:
                     await pipeline.dedupe.abandon(result.events)
                 raise
-            failpoint("processor.after_publish")
-            if pipeline.dedupe is not None:
-                await pipeline.dedupe.confirm(result.events)
-            failpoint("processor.after_confirm")
             offsets = {tp: part[-1].offset + 1 for tp, part in batch.items()}
-            try:
-                await consumer.commit(offsets)
-            except CommitFailedError as exc:
-                # Partitions moved to another member mid-batch: it re-reads them, dedupe drops the repeats.
-                log.warning("commit failed after a rebalance", extra={"error": repr(exc)})
-            metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
-            _record_lag(consumer, offsets)
+            in_flight.append(InFlight(acked, result, offsets, started))
+        while in_flight:
+            await _finish(consumer, pipeline, in_flight.popleft())
     finally:
         with contextlib.suppress(KafkaError):
             await consumer.stop()
@@ -103,6 +101,35 @@ async def run_processor(
             if close is not None:
                 await close()
         log.info("processor stopped")
+
+
+@dataclass(slots=True)
+class InFlight:
+    acked: asyncio.Future[Any]
+    result: BatchResult
+    offsets: dict[TopicPartition, int]
+    started: float
+
+
+async def _finish(consumer: AIOKafkaConsumer, pipeline: Pipeline, batch: InFlight) -> None:
+    """Waits for a batch's acks, records its ids as published, then commits its offsets."""
+    try:
+        await batch.acked
+    except BaseException:
+        if pipeline.dedupe is not None:
+            await pipeline.dedupe.abandon(batch.result.events)
+        raise
+    failpoint("processor.after_publish")
+    if pipeline.dedupe is not None:
+        await pipeline.dedupe.confirm(batch.result.events)
+    failpoint("processor.after_confirm")
+    try:
+        await consumer.commit(batch.offsets)
+    except CommitFailedError as exc:
+        # Partitions moved to another member mid-batch: it re-reads them, dedupe drops the repeats.
+        log.warning("commit failed after a rebalance", extra={"error": repr(exc)})
+    metrics.BATCH_SECONDS.observe(time.perf_counter() - batch.started)
+    _record_lag(consumer, batch.offsets)
 
 
 def _record_lag(consumer: AIOKafkaConsumer, next_offsets: dict[TopicPartition, int]) -> None:

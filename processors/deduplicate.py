@@ -119,7 +119,9 @@ class Deduplicator:
         unique: dict[str, tuple[CanonicalEvent, ClaimEntry]] = {}
         for event in events:
             entry = self._entry(event)
-            seen = unique.get(entry[0])
+            # Claimed by a batch of ours still in flight: that batch publishes it.
+            in_flight = self._claimed.get(entry[0])
+            seen = unique.get(entry[0]) or ((event, in_flight) if in_flight is not None else None)
             if seen is None:
                 unique[entry[0]] = (event, entry)
             elif seen[1][1] == entry[1]:
