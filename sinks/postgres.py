@@ -1,0 +1,268 @@
+"""PostgreSQL sink: one row per event in a month-partitioned ``events`` table, typed columns plus the whole event.
+
+Delivery: exactly once by event id. A batch is COPY'd (binary) into a per-connection temporary staging
+table and moved with ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` in one transaction: when the
+transaction commits the rows are durable, and a redelivered event finds its (id, time) already there.
+The time is part of the key because PostgreSQL wants the partition key in it; it is taken from the
+event's content (``time``), so the same event always has the same key.
+
+A row PostgreSQL refuses (a NUL character, an over-long indexed value...) fails the whole COPY; the
+batch is then halved until the refused rows are alone, and those go to the dead-letter topic. A lost
+connection is ``DestinationUnavailable``: the runner retries the same batch until it is back.
+
+Schema changes are numbered files in ``sinks/migrations``, applied once each by ``migrate`` (the sink
+does it at start; ``espwire db migrate`` calls it too) and recorded in ``schema_migrations``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+import asyncpg  # type: ignore[import-untyped]
+import orjson
+from pydantic import Field, SecretStr
+
+from sinks.base import BatchOutcome, DestinationUnavailable, Event, Poison, Position, Sink, SinkOptions
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+SCHEMA_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
+
+# The destination is away: retried by the runner, never dead-lettered.
+PG_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+)
+# The row itself is refused: halve the batch until it is alone, then dead-letter it.
+PG_REFUSED: tuple[type[BaseException], ...] = (
+    asyncpg.DataError,
+    asyncpg.IntegrityConstraintViolationError,
+    asyncpg.exceptions.ProgramLimitExceededError,
+    UnicodeError,
+)
+
+COLUMNS = (
+    "id",
+    "time",
+    "type",
+    "source",
+    "subject",
+    "provider",
+    "source_id",
+    "provider_event_type",
+    "provider_event_id",
+    "occurred_at",
+    "received_at",
+    "event",
+)
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def migrations() -> list[tuple[str, str]]:
+    """(version, sql) of every migration file, in order."""
+    return [(path.stem, path.read_text()) for path in sorted(MIGRATIONS_DIR.glob("[0-9][0-9][0-9][0-9]_*.sql"))]
+
+
+async def migrate(dsn: str, schema: str = "public") -> list[str]:
+    """Applies the migrations ``schema`` does not have yet, in one transaction; returns the versions applied.
+
+    Safe to run from several processes at once: an advisory lock per schema puts them in line.
+    """
+    if not re.match(SCHEMA_PATTERN, schema):
+        raise ValueError(f"not a plain schema name: {schema!r}")
+    conn = await asyncpg.connect(dsn)
+    applied: list[str] = []
+    try:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('espwire.migrate.' || $1))", schema)
+            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
+            await conn.execute(f"SET LOCAL search_path TO {quote_ident(schema)}")
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {row["version"] for row in await conn.fetch("SELECT version FROM schema_migrations")}
+            for version, sql in migrations():
+                if version in done:
+                    continue
+                await conn.execute(sql)
+                await conn.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
+                applied.append(version)
+    finally:
+        await conn.close()
+    return applied
+
+
+def parse_instant(text: Any) -> datetime | None:
+    """An ISO 8601 instant as an aware datetime (UTC when it names no zone); None when it is not one."""
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+class PostgresOptions(SinkOptions):
+    dsn: SecretStr  # may hold a password
+    schema_: str = Field(default="public", alias="schema", pattern=SCHEMA_PATTERN)
+    pool_size: int = Field(default=4, ge=1, le=64)
+    connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    command_timeout_seconds: float = Field(default=60.0, gt=0)
+    # Apply missing migrations at start (the default); off when only `espwire db migrate` may change the schema.
+    migrate: bool = True
+
+
+async def create_pool(dsn: str, *, size: int, connect_timeout: float, command_timeout: float, init: Any = None) -> Any:
+    """A pool that connects lazily-safe: any failure to reach PostgreSQL is DestinationUnavailable."""
+    try:
+        return await asyncpg.create_pool(
+            dsn,
+            min_size=1,
+            max_size=size,
+            timeout=connect_timeout,
+            command_timeout=command_timeout,
+            init=init,
+        )
+    except PG_UNAVAILABLE as exc:
+        raise DestinationUnavailable(f"PostgreSQL unreachable: {exc!r}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    index: int
+    month: tuple[int, int]
+    values: tuple[Any, ...]
+
+
+class PostgresSink(Sink):
+    options_model: ClassVar[type[SinkOptions]] = PostgresOptions
+
+    def __init__(self, options: PostgresOptions) -> None:
+        super().__init__(options)
+        self.pg = options
+        self.schema = options.schema_
+        self.table = f"{quote_ident(self.schema)}.events"
+        self._pool: Any = None
+        self._partitions: set[tuple[int, int]] = set()
+
+    async def start(self) -> None:
+        dsn = self.pg.dsn.get_secret_value()
+        if self.pg.migrate:
+            try:
+                await migrate(dsn, self.schema)
+            except PG_UNAVAILABLE as exc:
+                raise DestinationUnavailable(f"PostgreSQL unreachable: {exc!r}") from exc
+        self._pool = await create_pool(
+            dsn,
+            size=self.pg.pool_size,
+            connect_timeout=self.pg.connect_timeout_seconds,
+            command_timeout=self.pg.command_timeout_seconds,
+            init=self._init_connection,
+        )
+
+    async def _init_connection(self, conn: Any) -> None:
+        # One staging table per connection, emptied by every commit: COPY needs a table, and a
+        # temporary one writes no WAL and cannot collide with another connection's batch.
+        await conn.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS events_staging (LIKE {self.table} INCLUDING DEFAULTS) "
+            "ON COMMIT DELETE ROWS"
+        )
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            with contextlib.suppress(*PG_UNAVAILABLE):
+                await pool.close()
+
+    async def write_batch(self, events: list[Event], positions: list[Position] | None = None) -> BatchOutcome:
+        if self._pool is None:
+            raise DestinationUnavailable("the sink is not started")
+        poison: list[Poison] = []
+        rows: list[_Row] = []
+        for index, event in enumerate(events):
+            try:
+                rows.append(self._row(index, event))
+            except (KeyError, TypeError, ValueError, orjson.JSONEncodeError) as exc:
+                poison.append(Poison(index, "invalid_event", f"{type(exc).__name__}: {exc}"[:500]))
+        if not rows:
+            return BatchOutcome(poison=poison)
+        try:
+            await self._ensure_partitions({row.month for row in rows})
+            inserted = await self._write(rows, poison)
+        except PG_UNAVAILABLE as exc:
+            raise DestinationUnavailable(f"PostgreSQL unavailable: {exc!r}") from exc
+        refused = len(poison)
+        return BatchOutcome(written=inserted, skipped=len(events) - inserted - refused, poison=poison)
+
+    def _row(self, index: int, event: Event) -> _Row:
+        time = parse_instant(event["time"])
+        if time is None:
+            raise ValueError(f"time is not an ISO 8601 instant: {event['time']!r}")
+        time_utc = time.astimezone(UTC)
+        data = event.get("data") or {}
+        values = (
+            event["id"],
+            time,
+            event["type"],
+            event["source"],
+            event.get("subject"),
+            data.get("provider"),
+            data.get("source_id"),
+            data.get("provider_event_type"),
+            data.get("provider_event_id"),
+            parse_instant(data.get("occurred_at")),
+            parse_instant(data.get("received_at")),
+            orjson.dumps(event).decode(),
+        )
+        return _Row(index, (time_utc.year, time_utc.month), values)
+
+    async def _ensure_partitions(self, months: set[tuple[int, int]]) -> None:
+        missing = months - self._partitions
+        if not missing:
+            return
+        async with self._pool.acquire() as conn:
+            for year, month in sorted(missing):
+                end_year, end_month = (year + 1, 1) if month == 12 else (year, month + 1)
+                name = f"{quote_ident(self.schema)}.{quote_ident(f'events_{year:04d}_{month:02d}')}"
+                # Explicit UTC bounds: a bare date would be read in the session's time zone.
+                sql = (
+                    f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {self.table} FOR VALUES "
+                    f"FROM ('{year:04d}-{month:02d}-01 00:00:00+00') "
+                    f"TO ('{end_year:04d}-{end_month:02d}-01 00:00:00+00')"
+                )
+                # Another sink process creating the same month at the same moment is fine.
+                with contextlib.suppress(asyncpg.DuplicateTableError, asyncpg.UniqueViolationError):
+                    await conn.execute(sql)
+                self._partitions.add((year, month))
+
+    async def _write(self, rows: list[_Row], poison: list[Poison]) -> int:
+        """Inserts ``rows``; returns how many were new. Refused rows are isolated by halving and added to poison."""
+        try:
+            return await self._copy(rows)
+        except PG_REFUSED as exc:
+            if len(rows) == 1:
+                poison.append(Poison(rows[0].index, "rejected_by_postgres", f"{type(exc).__name__}: {exc}"[:500]))
+                return 0
+            middle = len(rows) // 2
+            return await self._write(rows[:middle], poison) + await self._write(rows[middle:], poison)
+
+    async def _copy(self, rows: list[_Row]) -> int:
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.copy_records_to_table("events_staging", records=[row.values for row in rows], columns=COLUMNS)
+            status: str = await conn.execute(
+                f"INSERT INTO {self.table} SELECT * FROM events_staging ON CONFLICT DO NOTHING"
+            )
+        return int(status.rsplit(" ", 1)[-1])

@@ -1,0 +1,160 @@
+"""PostgreSQL sink on the real broker and the real PostgreSQL: each event once, whatever happens."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import asyncpg
+import orjson
+
+from espwire.config import SinkConfig
+from espwire.topics import Topics
+from sinks.postgres import PostgresOptions, PostgresSink, migrate, migrations
+from sinks.runner import DLQ_HEADER, SinkStatus, run_sink
+from tests.integration.sinks.conftest import crash, publish_events, running_sink, sink_settings, wait_until
+from tests.support.kafka import consume_all
+from tests.support.outage_proxy import OutageProxy
+from tests.unit.sinks.factory import BASE_TIME, make_event
+
+
+async def _counts(dsn: str, schema: str) -> tuple[int, int]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        row = await conn.fetchrow(f'SELECT count(*) AS n, count(DISTINCT id) AS ids FROM "{schema}".events')
+        return int(row["n"]), int(row["ids"])
+    except asyncpg.UndefinedTableError:  # the sink has not migrated yet
+        return 0, 0
+    finally:
+        await conn.close()
+
+
+def _config(dsn: str, schema: str, **extra: object) -> SinkConfig:
+    return SinkConfig(name="pg", type="postgres", dsn=dsn, schema=schema, batch_wait_ms=50, **extra)  # type: ignore[arg-type]
+
+
+async def test_migrate_is_versioned_and_idempotent(postgres_dsn: str, pg_schema: str) -> None:
+    assert await migrate(postgres_dsn, pg_schema) == [v for v, _ in migrations()]
+    assert await migrate(postgres_dsn, pg_schema) == []
+    conn = await asyncpg.connect(postgres_dsn)
+    try:
+        versions = [r["version"] for r in await conn.fetch(f'SELECT version FROM "{pg_schema}".schema_migrations')]
+        assert versions == ["0001_events", "0002_suppressions"]
+        kind = await conn.fetchval(
+            "SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = $1 AND c.relname = 'events'",
+            pg_schema,
+        )
+        assert kind == b"p" or kind == "p"  # partitioned table
+    finally:
+        await conn.close()
+
+
+async def test_redelivered_batch_adds_nothing_and_months_get_partitions(postgres_dsn: str, pg_schema: str) -> None:
+    sink = PostgresSink(PostgresOptions.from_config(_config(postgres_dsn, pg_schema)))
+    await sink.start()
+    try:
+        events = [make_event(i) for i in range(300)]
+        events.append(make_event(1000, time=BASE_TIME.replace(month=12, day=31, hour=23)))
+        first = await sink.write_batch(events)
+        again = await sink.write_batch(events[::-1])
+        assert (first.written, first.skipped, first.poison) == (301, 0, [])
+        assert (again.written, again.skipped) == (0, 301)
+        assert await _counts(postgres_dsn, pg_schema) == (301, 301)
+        conn = await asyncpg.connect(postgres_dsn)
+        try:
+            parts = await conn.fetch(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'r' ORDER BY 1",
+                pg_schema,
+            )
+            assert [p["relname"] for p in parts] == ["events_2026_11", "events_2026_12"]
+            row = await conn.fetchrow(
+                f'SELECT type, subject, provider, source_id, event FROM "{pg_schema}".events WHERE id = $1',
+                events[5]["id"],
+            )
+            assert row["subject"] == "user5@example.com" and row["provider"] == "sparkpost"
+            assert orjson.loads(row["event"]) == events[5]
+        finally:
+            await conn.close()
+    finally:
+        await sink.close()
+
+
+async def test_crash_mid_run_and_restart_gives_no_duplicate_and_no_gap(
+    kafka_bootstrap: str, topic_prefix: str, postgres_dsn: str, pg_schema: str, tmp_path: Path
+) -> None:
+    config = _config(postgres_dsn, pg_schema, batch_max_events=25, session_timeout_ms=3000)
+    settings = sink_settings(topic_prefix, tmp_path, config)
+    events = [make_event(i) for i in range(1500)]
+    await publish_events(kafka_bootstrap, topic_prefix, events)
+
+    task = asyncio.create_task(run_sink(settings, config, kafka_bootstrap, asyncio.Event()))
+    await wait_until(lambda: _some_written(postgres_dsn, pg_schema), every=0.02)
+    await crash(task)
+    written_before, _ = await _counts(postgres_dsn, pg_schema)
+
+    async with running_sink(settings, config, kafka_bootstrap):
+        await wait_until(lambda: _all_written(postgres_dsn, pg_schema, len(events)))
+    assert await _counts(postgres_dsn, pg_schema) == (1500, 1500)
+    assert written_before > 0
+
+
+async def _some_written(dsn: str, schema: str) -> bool:
+    return (await _counts(dsn, schema))[0] > 0
+
+
+async def _all_written(dsn: str, schema: str, expected: int) -> bool:
+    return (await _counts(dsn, schema))[0] >= expected
+
+
+async def test_connection_cut_loses_nothing_and_doubles_nothing(
+    kafka_bootstrap: str, topic_prefix: str, postgres_dsn: str, pg_schema: str, tmp_path: Path, cut_seconds: float = 5.0
+) -> None:
+    proxy = OutageProxy("127.0.0.1", 5432)
+    await proxy.start()
+    try:
+        via_proxy = postgres_dsn.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+        config = _config(via_proxy, pg_schema, retry_initial_seconds=0.1, retry_max_seconds=1.0)
+        settings = sink_settings(topic_prefix, tmp_path, config)
+        status = SinkStatus()
+        first = [make_event(i) for i in range(200)]
+        second = [make_event(i) for i in range(200, 700)]
+        await publish_events(kafka_bootstrap, topic_prefix, first)
+        async with running_sink(settings, config, kafka_bootstrap, status):
+            await wait_until(lambda: _all_written(postgres_dsn, pg_schema, 200))
+            proxy.cut()
+            await publish_events(kafka_bootstrap, topic_prefix, second)
+            await wait_until(lambda: _not_ready(status), timeout=20)
+            await asyncio.sleep(cut_seconds)
+            assert (await _counts(postgres_dsn, pg_schema))[0] == 200
+            proxy.restore()
+            await wait_until(lambda: _all_written(postgres_dsn, pg_schema, 700))
+            assert status.ready
+        assert await _counts(postgres_dsn, pg_schema) == (700, 700)
+    finally:
+        await proxy.stop()
+
+
+async def _not_ready(status: SinkStatus) -> bool:
+    return not status.ready
+
+
+async def test_a_row_postgres_refuses_goes_to_the_dead_letter_topic(
+    kafka_bootstrap: str, topic_prefix: str, postgres_dsn: str, pg_schema: str, tmp_path: Path
+) -> None:
+    config = _config(postgres_dsn, pg_schema)
+    settings = sink_settings(topic_prefix, tmp_path, config)
+    events = [make_event(i) for i in range(100)]
+    # PostgreSQL text and jsonb cannot hold NUL: this row is refused whatever we do.
+    events[37] = make_event(37, email="bad\x00user@example.com")
+    await publish_events(kafka_bootstrap, topic_prefix, events)
+    async with running_sink(settings, config, kafka_bootstrap):
+        await wait_until(lambda: _all_written(postgres_dsn, pg_schema, 99))
+        dead = await consume_all(kafka_bootstrap, Topics(topic_prefix).sink_dlq("pg"), expect=1, idle_seconds=1)
+    assert await _counts(postgres_dsn, pg_schema) == (99, 99)
+    assert len(dead) == 1
+    assert orjson.loads(dead[0].value)["id"] == events[37]["id"]
+    info = orjson.loads(dict(dead[0].headers)[DLQ_HEADER])
+    assert info["reason"] == "rejected_by_postgres" and info["sink"] == "pg"
+    assert dict(dead[0].headers)["ce_id"] == events[37]["id"].encode()
