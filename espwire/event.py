@@ -88,7 +88,8 @@ class Link(TypedDict, total=False):
 
 
 class Bounce(TypedDict, total=False):
-    severity: BounceSeverity
+    severity: BounceSeverity  # as the provider classified it
+    inferred_severity: BounceSeverity  # espwire's reading of the reply, when the provider gave none
     category: str | None
     class_code: str | None
     smtp_status: str | None

@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from espwire.config import Settings
+from espwire.event import CanonicalEvent
 from espwire.topics import Topics
 from processors.dedupe import build_store
 from processors.deduplicate import Deduplicator, EventsTopicCheck
+from processors.enrich import Enricher, build_enrichers, close_enrichers, enrich_all
 from processors.pipeline import Pipeline
 
 
@@ -30,4 +32,22 @@ async def build_stages(settings: Settings, bootstrap: str) -> tuple[Pipeline, li
             on_store_error=conf.on_store_error,
             published_check=EventsTopicCheck(bootstrap, topics.events),
         )
-    return Pipeline(topics, dedupe=dedupe), closeables
+    enrich = None
+    enrichers = build_enrichers(settings.enrich, dedupe.store if dedupe is not None else None)
+    if enrichers:
+        enrich = EnrichmentStage(enrichers)
+        closeables.append(enrich)
+    return Pipeline(topics, dedupe=dedupe, enrich=enrich), closeables
+
+
+class EnrichmentStage:
+    """The configured enrichers as one pipeline stage (timed, and never dropping an event)."""
+
+    def __init__(self, enrichers: list[Enricher]) -> None:
+        self.enrichers = enrichers
+
+    async def __call__(self, events: list[CanonicalEvent]) -> None:
+        await enrich_all(self.enrichers, events)  # type: ignore[arg-type]
+
+    async def close(self) -> None:
+        close_enrichers(self.enrichers)

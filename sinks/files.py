@@ -114,7 +114,9 @@ class FilesSink(Sink):
         super().__init__(options)
         self.files = options
         self.remote = "://" in options.path and not options.path.startswith("file://")
-        self.root = options.path.rstrip("/") if self.remote else str(Path(options.path.removeprefix("file://")))
+        # A relative local path lives under the data dir, so `espwire dev --data-dir X` keeps it all in X.
+        local = Path(options.path.removeprefix("file://"))
+        self.root = options.path.rstrip("/") if self.remote else str(Path(settings.datadir) / local)
         self.staging = options.staging_dir or settings.datadir / "files-staging" / options.name
         self._fs: Any = None
         self._open: dict[tuple[str, int], _OpenFile] = {}

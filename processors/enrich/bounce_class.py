@@ -1,12 +1,13 @@
 """Bounce category and severity from the diagnosis: ``data.bounce.category`` (one vocabulary for all
-providers) and ``data.bounce.severity`` where the adapter could not tell.
+providers) and ``data.bounce.inferred_severity`` where the provider did not classify the bounce.
 
 Sources, first that speaks wins: the provider's own class (SparkPost bounce_class, Falconide
 BOUNCE_REASONID), unambiguous wording of the server's reply, the enhanced status code (RFC 3463
 subject.detail, RFC 7372 for authentication), vaguer wording, the basic reply code, and Pure360's
 trigger name. Severity: 4.x.x / 4xx is transient (soft); 5.x.x / 5xx is hard, block or soft by category.
-Guarantees: a provider's explicit hard/soft/block/admin is never overridden (only a missing or
-``undetermined`` severity is filled); missing ``smtp_status`` / ``enhanced_status`` are parsed out of
+Guarantees: ``bounce.severity`` stays exactly what the provider said, ``undetermined`` included
+(consumers and the fixtures' contract rely on it); our own reading of the reply goes beside it in
+``inferred_severity``, so a consumer wanting a best guess reads ``inferred_severity or severity``; missing ``smtp_status`` / ``enhanced_status`` are parsed out of
 ``reason``; the original text is never changed.
 """
 
@@ -338,4 +339,4 @@ class BounceClassEnricher:
         if category != "undetermined" or not bounce.get("category"):
             bounce["category"] = category
         if bounce.get("severity") in (None, "undetermined"):
-            bounce["severity"] = severity_for(category, permanence)
+            bounce["inferred_severity"] = severity_for(category, permanence)
