@@ -7,8 +7,9 @@ subject.detail, RFC 7372 for authentication), vaguer wording, the basic reply co
 trigger name. Severity: 4.x.x / 4xx is transient (soft); 5.x.x / 5xx is hard, block or soft by category.
 Guarantees: ``bounce.severity`` stays exactly what the provider said, ``undetermined`` included
 (consumers and the fixtures' contract rely on it); our own reading of the reply goes beside it in
-``inferred_severity``, so a consumer wanting a best guess reads ``inferred_severity or severity``; missing ``smtp_status`` / ``enhanced_status`` are parsed out of
-``reason``; the original text is never changed.
+``inferred_severity``, so a consumer wanting a best guess reads ``inferred_severity or severity``;
+missing ``smtp_status`` / ``enhanced_status`` are parsed out of ``reason``; the original text is
+never changed.
 """
 
 from __future__ import annotations
