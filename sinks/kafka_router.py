@@ -162,7 +162,11 @@ class KafkaRouterSink(Sink):
         if missing:
             try:
                 await ensure_topics(self.bootstrap or "", missing, self.partitions, self.replication)
-            except KafkaError as exc:
+                # Wait for the new topics' metadata here: a send to a topic the producer does not
+                # know yet would sit out its whole request timeout on a freshly created topic.
+                for topic in missing:
+                    await asyncio.wait_for(producer.partitions_for(topic), 30)
+            except (KafkaError, TimeoutError) as exc:
                 raise DestinationUnavailable(f"cannot create topics: {exc!r}") from exc
             self._topics.update(missing)
         pending: list[tuple[int, asyncio.Future[Any]]] = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 import orjson
 
 from espwire.config import SinkConfig
@@ -30,7 +30,7 @@ async def _counts(dsn: str, schema: str) -> tuple[int, int]:
 
 
 def _config(dsn: str, schema: str, **extra: object) -> SinkConfig:
-    return SinkConfig(name="pg", type="postgres", dsn=dsn, schema=schema, batch_wait_ms=50, **extra)  # type: ignore[arg-type]
+    return SinkConfig(name="pg", type="postgres", dsn=dsn, schema=schema, batch_wait_ms=50, **extra)  # type: ignore[call-arg, arg-type]
 
 
 async def test_migrate_is_versioned_and_idempotent(postgres_dsn: str, pg_schema: str) -> None:

@@ -1,0 +1,169 @@
+"""Files sink: JSON Lines and Parquet, locally and on S3 (a real moto server), each event in exactly one file."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import io
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3  # type: ignore[import-untyped]
+import orjson
+import pyarrow.parquet as pq
+import pytest
+from moto.server import ThreadedMotoServer
+
+from espwire.config import SinkConfig
+from sinks.base import Position
+from sinks.files import FilesOptions, FilesSink, parse_file_name
+from sinks.runner import run_sink
+from tests.integration.sinks.conftest import crash, publish_events, running_sink, sink_settings, wait_until
+from tests.unit.sinks.factory import make_event
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+def _local_lines(root: Path) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    for path in sorted(root.rglob("part-*.jsonl.gz")):
+        events.extend(orjson.loads(line) for line in gzip.decompress(path.read_bytes()).splitlines())
+    return events
+
+
+def _typed(i: int) -> dict[str, Any]:
+    return make_event(i, type=("email.delivered", "email.opened", "email.clicked")[i % 3])
+
+
+async def test_crash_and_restart_give_every_event_in_exactly_one_file(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    root = tmp_path / "events"
+    config = SinkConfig(
+        name="files",
+        type="files",
+        path=str(root),
+        roll_bytes=40_000,
+        batch_max_events=40,
+        batch_wait_ms=50,
+        session_timeout_ms=3000,
+    )  # type: ignore[call-arg]
+    settings = sink_settings(topic_prefix, tmp_path, config)
+    events = [_typed(i) for i in range(1200)]
+    await publish_events(kafka_bootstrap, topic_prefix, events)
+
+    task = asyncio.create_task(run_sink(settings, config, kafka_bootstrap, asyncio.Event()))
+
+    async def some_files() -> bool:
+        return len(list(root.rglob("part-*"))) >= 3
+
+    await wait_until(some_files, every=0.02)
+    await crash(task)  # open files are lost, complete ones stay; offsets stop before the oldest open file
+    async with running_sink(settings, config, kafka_bootstrap):
+
+        async def all_read() -> bool:
+            return len(_local_lines(root)) >= 1000  # the rest is in open files until the clean stop
+
+        await wait_until(all_read)
+    written = _local_lines(root)
+    assert len(written) == 1200
+    assert {e["id"] for e in written} == {e["id"] for e in events}
+    assert not list(root.rglob(".*.tmp")), "no half-written file is left visible"
+    for path in root.rglob("part-*"):
+        assert path.parent.name.startswith("type=email.") and path.parent.parent.name == "dt=2026-11-20"
+        _, first, last = parse_file_name(path.name) or (0, 0, -1)
+        assert first <= last
+        lines = [orjson.loads(x) for x in gzip.decompress(path.read_bytes()).splitlines()]
+        assert {e["type"] for e in lines} == {path.parent.name.removeprefix("type=")}
+
+
+async def test_parquet_files_and_a_restarted_sink_skips_what_is_written(tmp_path: Path) -> None:
+    from tests.integration.sinks.conftest import sink_settings as settings_for
+
+    config = SinkConfig(name="pq", type="files", path=str(tmp_path / "pq"), format="parquet")  # type: ignore[call-arg]
+    settings = settings_for("unused", tmp_path)
+    events = [_typed(i) for i in range(300)]
+    positions = [Position(0, 1000 + i) for i in range(300)]
+
+    sink = FilesSink(FilesOptions.from_config(config), settings)
+    await sink.start()
+    await sink.write_batch(events[:200], positions[:200])
+    await sink.flush()
+    assert sink.committable({0: 1200}) == {0: 1200}
+    await sink.close()
+
+    # A new process re-reads from an older offset: the first 200 are in complete files already.
+    again = FilesSink(FilesOptions.from_config(config), settings)
+    await again.start()
+    outcome = await again.write_batch(events, positions)
+    assert (outcome.written, outcome.skipped) == (100, 200)
+    assert again.committable({0: 1300}) == {0: 1200}, "held back to the first offset of the open files"
+    await again.flush()
+    await again.close()
+
+    tables = [pq.read_table(path) for path in sorted((tmp_path / "pq").rglob("part-*.parquet"))]
+    ids = [i for t in tables for i in t.column("id").to_pylist()]
+    assert sorted(ids) == sorted(e["id"] for e in events)
+    first = tables[0].to_pylist()[0]
+    assert orjson.loads(first["event"])["id"] == first["id"]
+    assert first["time"].year == 2026 and first["provider"] == "sparkpost"
+
+
+async def test_s3_objects_appear_complete_once_and_redelivery_adds_none(tmp_path: Path, s3_endpoint: str) -> None:
+    s3 = boto3.client(
+        "s3", endpoint_url=s3_endpoint, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
+    )
+    s3.create_bucket(Bucket="espwire-events")
+    config = SinkConfig(
+        name="s3",
+        type="files",
+        path="s3://espwire-events/lake",
+        s3_endpoint_url=s3_endpoint,
+        s3_key_id="test",
+        s3_secret="test",
+        s3_region="us-east-1",
+        roll_bytes=50_000,
+    )  # type: ignore[call-arg]
+    settings = sink_settings("unused", tmp_path)
+    events = [_typed(i) for i in range(400)]
+    positions = [Position(1, i) for i in range(400)]
+
+    def keys() -> list[str]:
+        listed = s3.list_objects_v2(Bucket="espwire-events", Prefix="lake/")
+        return sorted(o["Key"] for o in listed.get("Contents", []))
+
+    sink = FilesSink(FilesOptions.from_config(config), settings)
+    await sink.start()
+    try:
+        await sink.write_batch(events[:250], positions[:250])
+        complete_before_flush = keys()
+        assert all(parse_file_name(k.rsplit("/", 1)[-1]) for k in complete_before_flush)
+        await sink.flush()
+    finally:
+        await sink.close()
+    restarted = FilesSink(FilesOptions.from_config(config), settings)
+    await restarted.start()
+    try:
+        outcome = await restarted.write_batch(events, positions)
+        assert outcome.skipped == 250
+        await restarted.flush()
+    finally:
+        await restarted.close()
+
+    lines: list[dict[str, Any]] = []
+    for key in keys():
+        assert key.startswith("lake/dt=2026-11-20/type=email.") and key.endswith(".jsonl.gz")
+        body = s3.get_object(Bucket="espwire-events", Key=key)["Body"].read()
+        lines.extend(orjson.loads(x) for x in gzip.GzipFile(fileobj=io.BytesIO(body)).read().splitlines())
+    assert sorted(e["id"] for e in lines) == sorted(e["id"] for e in events)
+    assert not list(tmp_path.rglob("*.tmp")), "staged files are removed once put"
