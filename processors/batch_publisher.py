@@ -9,6 +9,7 @@ default), so one recipient's events still land on one partition.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -28,10 +29,18 @@ class Record(Protocol):
     def headers(self) -> list[tuple[str, bytes]]: ...
 
 
+@functools.lru_cache(maxsize=65536)
+def _partition_of(key: bytes, partition_count: int) -> int:
+    # murmur2 is pure Python in aiokafka (~2 µs a key); a recipient's events repeat, so remember it.
+    return int(_murmur2_partitioner(key, list(range(partition_count)), list(range(partition_count))))
+
+
+_murmur2_partitioner = DefaultPartitioner()
+
+
 class BatchPublisher:
     def __init__(self, producer: AIOKafkaProducer) -> None:
         self.producer = producer
-        self._partitioner = DefaultPartitioner()
         self._round_robin = itertools.count()
 
     async def _partitions(self, topic: str) -> list[int]:
@@ -52,7 +61,7 @@ class BatchPublisher:
             if record.key is None:
                 partition = partitions[next(self._round_robin) % len(partitions)]
             else:
-                partition = self._partitioner(record.key, partitions, partitions)
+                partition = partitions[_partition_of(record.key, len(partitions))]
             slot = (record.topic, partition)
             builder = builders.get(slot)
             if builder is None:

@@ -89,7 +89,8 @@ def serialise_event(topic: str, event: CanonicalEvent) -> Outgoing:
     subject = event.get("subject")
     # Keyed by recipient: one recipient's events stay in order on one partition.
     key = subject.encode() if subject else event["id"].encode()
-    value = orjson.dumps(event, option=orjson.OPT_NON_STR_KEYS)
+    # Keys are always strings here (JSON and form fields), so no OPT_NON_STR_KEYS: it costs a third more.
+    value = orjson.dumps(event)
     return Outgoing(topic, key, value, event_headers(event))
 
 
