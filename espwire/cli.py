@@ -78,7 +78,8 @@ async def _with_metrics(args: argparse.Namespace, start: Callable[[asyncio.Event
     """Runs a service with its /metrics listener beside it (port 0: none)."""
     from espwire.metrics_server import start_metrics_server
 
-    runner = await start_metrics_server(args.metrics_host, args.metrics_port) if args.metrics_port else None
+    ready = getattr(args, "ready", None)
+    runner = await start_metrics_server(args.metrics_host, args.metrics_port, ready) if args.metrics_port else None
     try:
         await _until_signalled(start)
     finally:
@@ -93,6 +94,85 @@ def cmd_process(args: argparse.Namespace) -> int:
     settings = _settings(args)
     bootstrap = _bootstrap(settings)
     run(_with_metrics(args, lambda stop: run_processor(settings, bootstrap, stop)))
+    return 0
+
+
+def cmd_sink(args: argparse.Namespace) -> int:
+    from espwire.runtime import run
+    from sinks.registry import sink_config
+    from sinks.runner import SinkStatus, run_sink
+
+    settings = _settings(args)
+    bootstrap = _bootstrap(settings)
+    try:
+        config = sink_config(settings, args.name)
+    except (KeyError, ValueError, ConfigError) as exc:
+        names = ", ".join(s.name for s in settings.sinks) or "none configured"
+        print(f"espwire: no sink named {args.name!r} ({names}): {exc}", file=sys.stderr)
+        return 2
+    status = SinkStatus()
+    args.ready = lambda: status.ready
+    run(_with_metrics(args, lambda stop: run_sink(settings, config, bootstrap, stop, status=status)))
+    return 0
+
+
+def cmd_tail(args: argparse.Namespace) -> int:
+    """A throwaway consumer group from the end of espwire.events, printed through the stdout sink."""
+    import uuid
+
+    from espwire.config import SinkConfig
+    from espwire.runtime import run
+    from sinks.runner import run_sink
+
+    settings = _settings(args)
+    bootstrap = _bootstrap(settings)
+    extra = {"types": args.type or [], "format": args.format}
+    config = SinkConfig(name=f"tail-{uuid.uuid4().hex[:8]}", type="stdout", **extra)
+    run(_until_signalled(lambda stop: run_sink(settings, config, bootstrap, stop)), log_level="WARNING")
+    return 0
+
+
+def _postgres_sinks(settings: Settings) -> list[tuple[str, str, str]]:
+    """(name, dsn, schema) of every sink that keeps its data in PostgreSQL."""
+    found = []
+    for sink in settings.sinks:
+        if sink.type in ("postgres", "suppression"):
+            options = sink.model_extra or {}
+            found.append((sink.name, str(options.get("dsn", "")), str(options.get("schema", "public"))))
+    return found
+
+
+def cmd_db_migrate(args: argparse.Namespace) -> int:
+    from espwire.runtime import run
+    from sinks.postgres import migrate
+
+    settings = _settings(args)
+    targets = _postgres_sinks(settings)
+    if args.dsn:
+        targets = [("--dsn", args.dsn, args.schema)]
+    if not targets:
+        print("espwire: no postgres or suppression sink configured, and no --dsn given", file=sys.stderr)
+        return 2
+    for name, dsn, schema in targets:
+        applied = run(migrate(dsn, schema), log_level="WARNING")
+        print(f"{name}: schema {schema}: {', '.join(applied) if applied else 'up to date'}")
+    return 0
+
+
+def cmd_suppressions_export(args: argparse.Namespace) -> int:
+    from espwire.runtime import run
+    from sinks.suppression import export_csv
+
+    settings = _settings(args)
+    sink = next((s for s in settings.sinks if s.type == "suppression"), None)
+    if sink is None:
+        print("espwire: no suppression sink configured", file=sys.stderr)
+        return 2
+    text = run(export_csv(sink, since=args.since), log_level="WARNING")
+    if args.output and args.output != "-":
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
     return 0
 
 
@@ -161,6 +241,32 @@ def build_parser() -> argparse.ArgumentParser:
         "process", "Run a processor: espwire.raw -> canonical events on espwire.events (or espwire.dlq).", cmd_process
     )
     _metrics_options(process)
+
+    sink = add(
+        "sink", "Run one configured sink: espwire.events -> its destination, exactly once by event id.", cmd_sink
+    )
+    sink.add_argument("name", help="the sink's name in [[sinks]]")
+    _metrics_options(sink)
+
+    tail = add("tail", "Print events as they arrive (pretty on a terminal, JSON lines when piped).", cmd_tail)
+    tail.add_argument("--type", action="append", help="only this type or glob (e.g. email.bounced, 'prompt.*')")
+    tail.add_argument("--format", choices=["auto", "pretty", "json"], default="auto")
+
+    db = sub.add_parser("db", help="Database tools.")
+    db_sub = db.add_subparsers(dest="what", required=True, metavar="WHAT")
+    migrate = db_sub.add_parser("migrate", help="Apply the PostgreSQL migrations of every postgres/suppression sink.")
+    migrate.add_argument("--config")
+    migrate.add_argument("--dsn", help="migrate this database instead of the configured sinks'")
+    migrate.add_argument("--schema", default="public")
+    migrate.set_defaults(func=cmd_db_migrate)
+
+    suppressions = sub.add_parser("suppressions", help="The cross-provider suppression list.")
+    sup_sub = suppressions.add_subparsers(dest="what", required=True, metavar="WHAT")
+    export = sup_sub.add_parser("export", help="Write the suppression list as CSV.")
+    export.add_argument("--config")
+    export.add_argument("--since", help="only addresses last seen at or after this RFC 3339 time")
+    export.add_argument("--output", "-o", help="file to write (default: standard output)")
+    export.set_defaults(func=cmd_suppressions_export)
 
     replay = sub.add_parser("replay", help="Re-submit records for another try.")
     replay_sub = replay.add_subparsers(dest="what", required=True, metavar="WHAT")

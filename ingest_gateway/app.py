@@ -44,6 +44,10 @@ def build_app(settings: Settings, publisher: RawPublisher) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz_handler(publisher))
     app.router.add_get("/metrics", metrics_handler)
+    if settings.gateway.admin_token is not None:
+        from ingest_gateway.admin import add_admin_routes
+
+        add_admin_routes(app, settings)  # /api/suppressions, token protected
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await publisher.start()

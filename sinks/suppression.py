@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, SecretStr
 
+from espwire.config import SinkConfig
 from sinks.base import BatchOutcome, DestinationUnavailable, Event, Poison, Position, Sink, SinkOptions
 from sinks.postgres import PG_REFUSED, PG_UNAVAILABLE, SCHEMA_PATTERN, create_pool, migrate, parse_instant, quote_ident
 from sinks.privacy import Redactor
@@ -198,3 +199,17 @@ def suppressions_csv(rows: Iterable[dict[str, Any]]) -> str:
     for row in rows:
         writer.writerow([row[c].isoformat() if isinstance(row[c], datetime) else row[c] for c in CSV_COLUMNS])
     return out.getvalue()
+
+
+async def export_csv(config: SinkConfig, since: str | None = None) -> str:
+    """The whole suppression list of one suppression sink as CSV (`espwire suppressions export`)."""
+    import asyncpg  # type: ignore[import-untyped]
+
+    options = SuppressionOptions.from_config(config)
+    since_at = datetime.fromisoformat(since.replace("Z", "+00:00")) if since else None
+    conn = await asyncpg.connect(options.dsn.get_secret_value(), timeout=options.connect_timeout_seconds)
+    try:
+        store = SuppressionStore(conn, options.schema_, Redactor(options.privacy))
+        return suppressions_csv(await store.list_suppressions(since_at, limit=100_000_000))
+    finally:
+        await conn.close()
