@@ -6,6 +6,7 @@ body is inflated in bounded steps, so a gzip bomb costs at most the limit in mem
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 from collections.abc import Sequence
 from ipaddress import IPv4Address, IPv6Address, ip_address
@@ -37,6 +38,13 @@ async def read_body(request: web.Request, max_bytes: int) -> bytes:
     declared = request.content_length
     if declared is not None and declared > max_bytes:
         raise RequestRefused(413, f"body of {declared} bytes is over the {max_bytes}-byte limit")
+    if declared == 0:
+        return b""
+    if declared is not None:
+        try:
+            return await request.content.readexactly(declared)  # the common case: one await
+        except asyncio.IncompleteReadError as exc:
+            raise RequestRefused(400, f"body ended after {len(exc.partial)} of {declared} bytes") from None
     chunks: list[bytes] = []
     size = 0
     while True:

@@ -11,12 +11,11 @@ import asyncio
 import logging
 import os
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 
 import orjson
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest, multiprocess
 
 from espwire.config import Settings, SourceConfig
 from espwire.envelope import Envelope
@@ -50,6 +49,9 @@ class HookHandler:
         self.gateway = settings.gateway
         self._sources = {s.id: s for s in settings.sources}
         self._credential_headers = {s.id: auth.credential_header_names(s) for s in settings.sources}
+        self._counters: dict[tuple[str, int], Counter] = {}
+        self._bytes = {s.id: metrics.REQUEST_BYTES.labels(s.id, s.provider) for s in settings.sources}
+        self._ack_latency = {path: metrics.ACK_LATENCY.labels(path) for path in ("kafka", "spool")}
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         source = self._sources.get(request.match_info["source_id"])
@@ -60,8 +62,16 @@ class HookHandler:
             response = await self._handle_source(request, source)
         finally:
             metrics.IN_FLIGHT.dec()
-        metrics.REQUESTS.labels(source.id, source.provider, str(response.status)).inc()
+        self._requests_counter(source, response.status).inc()
         return response
+
+    def _requests_counter(self, source: SourceConfig, status: int) -> Counter:
+        # labels() costs a lock and a dict lookup on a tuple each time: keep the children.
+        key = (source.id, status)
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = metrics.REQUESTS.labels(source.id, source.provider, str(status))
+        return counter
 
     async def _handle_source(self, request: web.Request, source: SourceConfig) -> web.StreamResponse:
         started = time.perf_counter()
@@ -97,8 +107,8 @@ class HookHandler:
         except Exception as exc:
             log.exception("could not store request", extra={"source": source.id, "error": repr(exc)})
             return _json(503, {"error": "temporarily unable to store"}, {"Retry-After": _RETRY_AFTER_SECONDS})
-        metrics.ACK_LATENCY.labels(path).observe(time.perf_counter() - started)
-        metrics.REQUEST_BYTES.labels(source.id, source.provider).inc(len(body))
+        self._ack_latency[path].observe(time.perf_counter() - started)
+        self._bytes[source.id].inc(len(body))
         return _json(200, {"status": "accepted", "request_id": envelope.request_id})
 
     def _envelope(self, request: web.Request, source: SourceConfig, body: bytes, address: str | None) -> Envelope:
@@ -112,7 +122,7 @@ class HookHandler:
         return Envelope(
             source_id=source.id,
             provider=source.provider,
-            request_id=uuid.uuid4().hex,
+            request_id=os.urandom(16).hex(),  # a random 128-bit id, like uuid4 without the object
             received_at=utc_now(),
             method=request.method,
             content_type=request.headers.get("Content-Type", ""),

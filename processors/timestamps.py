@@ -27,7 +27,8 @@ def format_utc(moment: datetime) -> str:
 
 
 def utc_now() -> str:
-    return format_utc(datetime.now(UTC))
+    """Now, to the millisecond (the gateway stamps every request with it, so it is kept cheap)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def from_epoch(value: float) -> str | None:

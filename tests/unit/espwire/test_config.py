@@ -46,3 +46,18 @@ def test_network_lists_from_the_environment_are_comma_separated(monkeypatch: pyt
     monkeypatch.setenv("ESPWIRE_GATEWAY_TRUSTED_PROXIES", "10.0.0.0/8, 172.16.0.0/12")
     proxies = load_settings(EXAMPLE_CONFIG).gateway.trusted_proxies
     assert [str(p) for p in proxies] == ["10.0.0.0/8", "172.16.0.0/12"]
+
+
+def test_the_commented_sink_examples_are_valid(tmp_path: Path) -> None:
+    """The example file's commented [[sinks]] are what users copy: they must build as they stand."""
+    from sinks.registry import build_sink
+
+    text = EXAMPLE_CONFIG.read_text()
+    keys = ("[[sinks]]", "name", "type", "dsn", "schema", "routes", "destinations")
+    lines = [line[2:] if line.startswith("# ") and line[2:].startswith(keys) else line for line in text.splitlines()]
+    uncommented = tmp_path / "all-sinks.toml"
+    uncommented.write_text("\n".join(lines))
+    settings = load_settings(uncommented)
+    assert [s.type for s in settings.sinks] == ["files", "postgres", "suppression", "kafka_router", "http_forward"]
+    for sink in settings.sinks:
+        build_sink(sink, settings)
