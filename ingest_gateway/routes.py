@@ -17,12 +17,12 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest, multiprocess
 
+from espwire.clock import utc_now
 from espwire.config import Settings, SourceConfig
 from espwire.envelope import Envelope
 from ingest_gateway import auth, limits, metrics
 from ingest_gateway.publisher import RawPublisher
 from ingest_gateway.spool import SpoolFull
-from processors.timestamps import utc_now
 
 log = logging.getLogger("espwire.gateway")
 

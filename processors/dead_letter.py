@@ -15,11 +15,11 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from espwire.clock import utc_now
 from espwire.config import Settings
 from espwire.envelope import ENVELOPE_HEADER, Envelope
 from espwire.topics import Topics
 from processors.adapters.base import Failure
-from processors.timestamps import utc_now
 
 DLQ_HEADER = "espwire-dlq"
 

@@ -11,24 +11,16 @@ import re
 from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from espwire.clock import format_utc, utc_now
+
+__all__ = ["format_utc", "from_epoch", "parse_time", "utc_now", "zone"]
+
 # Epoch values above this are milliseconds (10^11 s is the year 5138).
 _MILLIS_THRESHOLD = 10**11
 _DIGITS = re.compile(r"^-?\d{1,16}(\.\d+)?$")
 # Sane range: 1990 .. 2100. Outside it a number is more likely an id than a time.
 _MIN_EPOCH = 631152000
 _MAX_EPOCH = 4102444800
-
-
-def format_utc(moment: datetime) -> str:
-    moment = moment.astimezone(UTC)
-    if moment.microsecond:
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def utc_now() -> str:
-    """Now, to the millisecond (the gateway stamps every request with it, so it is kept cheap)."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def from_epoch(value: float) -> str | None:
