@@ -108,9 +108,14 @@ async def _all_written(dsn: str, schema: str, expected: int) -> bool:
     return (await _counts(dsn, schema))[0] >= expected
 
 
+# The case: PostgreSQL unreachable for 30 s (through a proxy we control, never the real server).
+CUT_SECONDS = 30.0
+
+
 async def test_connection_cut_loses_nothing_and_doubles_nothing(
-    kafka_bootstrap: str, topic_prefix: str, postgres_dsn: str, pg_schema: str, tmp_path: Path, cut_seconds: float = 5.0
+    kafka_bootstrap: str, topic_prefix: str, postgres_dsn: str, pg_schema: str, tmp_path: Path
 ) -> None:
+    cut_seconds = CUT_SECONDS
     proxy = OutageProxy("127.0.0.1", 5432)
     await proxy.start()
     try:
