@@ -91,7 +91,13 @@ async def test_prometheus_scrapes_the_gateway_with_the_deployed_config(
                 p99 = await query(
                     session, api, "histogram_quantile(0.99, sum by (le, path) (espwire_gateway_ack_seconds_bucket))"
                 )
-                assert {item["metric"]["path"] for item in p99} == {"kafka"}
+                # Both paths are exported from the start; only Kafka acknowledged anything here.
+                acked = await query(session, api, "sum by (path) (espwire_gateway_ack_seconds_count)")
+                assert {item["metric"]["path"]: float(item["value"][1]) for item in acked} == {
+                    "kafka": 5.0,
+                    "spool": 0.0,
+                }
+                assert "kafka" in {item["metric"]["path"] for item in p99}
                 kafka_up = await query(session, api, "espwire_gateway_kafka_up")
                 assert [float(item["value"][1]) for item in kafka_up] == [1.0]
                 assert await query(session, api, "espwire_gateway_spool_bytes") != []
