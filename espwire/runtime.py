@@ -18,7 +18,7 @@ def tune_gc() -> None:
     at start-up (modules, config, tables) are frozen out of every collection."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(50_000, 20, 50)
+    gc.set_threshold(200_000, 50, 100)
 
 
 def run(main: Coroutine[Any, Any, T], log_level: str = "INFO") -> T:
