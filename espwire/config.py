@@ -104,6 +104,8 @@ class ProcessorConfig(Section):
     group_id: str = "espwire-processors"
     max_batch_records: int = 2000
     max_batch_wait_ms: int = 50
+    # Raw records are adapted and published in slices of about this many body bytes (~1,000 events).
+    max_batch_bytes: int = Field(default=1024 * 1024, ge=1024)
     # Batches published but not yet acknowledged while the next one is adapted (1: no overlap).
     max_in_flight_batches: int = Field(default=3, ge=1)
 

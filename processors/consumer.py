@@ -13,6 +13,7 @@ import logging
 import time
 import uuid
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,19 +78,20 @@ async def run_processor(
             batch = await consumer.getmany(timeout_ms=conf.max_batch_wait_ms, max_records=conf.max_batch_records)
             while in_flight and (in_flight[0].acked.done() or len(in_flight) >= conf.max_in_flight_batches):
                 await _finish(consumer, pipeline, in_flight.popleft())
-            if not batch:
-                continue
-            started = time.perf_counter()
-            records = [record for part in batch.values() for record in part]
-            result = await pipeline.run(records)
-            try:
-                acked = await publisher.send(result.outgoing)
-            except BaseException:
-                if pipeline.dedupe is not None:
-                    await pipeline.dedupe.abandon(result.events)
-                raise
-            offsets = {tp: part[-1].offset + 1 for tp, part in batch.items()}
-            in_flight.append(InFlight(acked, result, offsets, started))
+            # One fetch can hold thousands of SparkPost batches: work in slices of a bounded size, so
+            # adapting one slice overlaps with the acks of the previous and memory stays flat.
+            for records, offsets in slices(batch, conf.max_batch_bytes):
+                while len(in_flight) >= conf.max_in_flight_batches:
+                    await _finish(consumer, pipeline, in_flight.popleft())
+                started = time.perf_counter()
+                result = await pipeline.run(records)
+                try:
+                    acked = await publisher.send(result.outgoing)
+                except BaseException:
+                    if pipeline.dedupe is not None:
+                        await pipeline.dedupe.abandon(result.events)
+                    raise
+                in_flight.append(InFlight(acked, result, offsets, started))
         while in_flight:
             await _finish(consumer, pipeline, in_flight.popleft())
     finally:
@@ -101,6 +103,26 @@ async def run_processor(
             if close is not None:
                 await close()
         log.info("processor stopped")
+
+
+def slices(
+    batch: dict[TopicPartition, list[Any]], max_bytes: int
+) -> Iterator[tuple[list[Any], dict[TopicPartition, int]]]:
+    """The fetched records in order, cut into slices of about ``max_bytes`` of bodies, each with the
+    offsets to commit once it is done (per partition: the offset after its last record in the slice)."""
+    records: list[Any] = []
+    offsets: dict[TopicPartition, int] = {}
+    size = 0
+    for tp, part in batch.items():
+        for record in part:
+            records.append(record)
+            offsets[tp] = record.offset + 1
+            size += len(record.value or b"")
+            if size >= max_bytes:
+                yield records, offsets
+                records, offsets, size = [], {}, 0
+    if records:
+        yield records, offsets
 
 
 @dataclass(slots=True)

@@ -37,7 +37,13 @@ CONFLICTING_DUPLICATE = "conflicting_duplicate"
 
 
 def content_fingerprint(event: CanonicalEvent) -> str:
-    """What "the same event" means: the provider's event object and the mapped type."""
+    """What "the same event" means: the provider's event object and the mapped type.
+
+    Without a provider event id the id already is a fingerprint of that content, so it is reused;
+    only a provider id (SparkPost) can name two different contents, which is what conflicts catch.
+    """
+    if event["data"]["provider_event_id"] is None:
+        return event["id"]
     content = orjson.dumps([event["type"], event["data"]["raw"]], option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
     return hashlib.blake2b(content, digest_size=16).hexdigest()
 
