@@ -6,6 +6,7 @@ reason, which the processor turns into a dead-letter record that can be replayed
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
@@ -30,6 +31,22 @@ class Failure:
 class AdaptResult:
     events: list[CanonicalEvent] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
+
+
+class GuardedAdapter(abc.ABC):
+    """Base of the provider adapters: ``adapt`` never raises, whatever ``_adapt`` does."""
+
+    provider: ClassVar[str]
+    version: ClassVar[str]
+
+    def adapt(self, envelope: Envelope) -> AdaptResult:
+        try:
+            return self._adapt(envelope)
+        except Exception as exc:  # a bug must become a dead letter, never a crashed consumer
+            return AdaptResult(failures=[Failure("adapter_error", repr(exc)[:500])])
+
+    @abc.abstractmethod
+    def _adapt(self, envelope: Envelope) -> AdaptResult: ...
 
 
 class Adapter(Protocol):

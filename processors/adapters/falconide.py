@@ -36,7 +36,7 @@ from typing import Any, ClassVar
 
 from espwire.envelope import Envelope
 from espwire.event import CanonicalEvent
-from processors.adapters.base import AdaptResult, Failure
+from processors.adapters.base import AdaptResult, Failure, GuardedAdapter
 from processors.adapters.fields import (
     as_str,
     as_str_list,
@@ -67,15 +67,9 @@ _FLAT_FORM_KEYS = frozenset({"EVENT", "TRANSID", "EMAIL"})
 _NOT_APPLICABLE = "NA"
 
 
-class FalconideAdapter:
+class FalconideAdapter(GuardedAdapter):
     provider: ClassVar[str] = "falconide"
     version: ClassVar[str] = "1"
-
-    def adapt(self, envelope: Envelope) -> AdaptResult:
-        try:
-            return self._adapt(envelope)
-        except Exception as exc:  # a bug must become a dead letter, never a crashed consumer
-            return AdaptResult(failures=[Failure("adapter_error", repr(exc)[:500])])
 
     def _adapt(self, envelope: Envelope) -> AdaptResult:
         if envelope.method in ("HEAD", "GET") and not envelope.body.strip():

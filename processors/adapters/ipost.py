@@ -28,7 +28,7 @@ import orjson
 
 from espwire.envelope import Envelope
 from espwire.event import CanonicalEvent
-from processors.adapters.base import AdaptResult, Failure
+from processors.adapters.base import AdaptResult, Failure, GuardedAdapter
 from processors.adapters.fields import as_dict, as_str, epoch_or_time, json_kind, keep_encodable
 from processors.adapters.json_body import BodyError, parse_json_lenient
 from processors.normalize import build_event
@@ -131,15 +131,9 @@ def item_failure(exc: Exception, item: Any, index: int) -> Failure:
     return Failure("adapter_error", repr(exc)[:500], index)
 
 
-class IPostAdapter:
+class IPostAdapter(GuardedAdapter):
     provider: ClassVar[str] = "ipost"
     version: ClassVar[str] = "1"
-
-    def adapt(self, envelope: Envelope) -> AdaptResult:
-        try:
-            return self._adapt(envelope)
-        except Exception as exc:  # a bug must become a dead letter, never a crashed consumer
-            return AdaptResult(failures=[Failure("adapter_error", repr(exc)[:500])])
 
     def _adapt(self, envelope: Envelope) -> AdaptResult:
         try:

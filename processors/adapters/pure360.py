@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 from espwire.envelope import Envelope
 from espwire.event import CanonicalEvent
-from processors.adapters.base import AdaptResult, Failure
+from processors.adapters.base import AdaptResult, Failure, GuardedAdapter
 from processors.adapters.fields import epoch_or_time, json_kind, keep_encodable, smtp_codes
 from processors.adapters.json_body import BodyError
 from processors.adapters.php_form import parse_php_form
@@ -179,15 +179,9 @@ def notifications(form: dict[str, Any]) -> list[Any]:
     return [batch[k] for k in numeric] + [v for k, v in batch.items() if not _is_index(k)]
 
 
-class Pure360Adapter:
+class Pure360Adapter(GuardedAdapter):
     provider: ClassVar[str] = "pure360"
     version: ClassVar[str] = "1"
-
-    def adapt(self, envelope: Envelope) -> AdaptResult:
-        try:
-            return self._adapt(envelope)
-        except Exception as exc:  # a bug must become a dead letter, never a crashed consumer
-            return AdaptResult(failures=[Failure("adapter_error", repr(exc)[:500])])
 
     def _adapt(self, envelope: Envelope) -> AdaptResult:
         try:

@@ -29,7 +29,7 @@ import orjson
 
 from espwire.envelope import Envelope
 from espwire.event import CanonicalEvent
-from processors.adapters.base import AdaptResult, Failure
+from processors.adapters.base import AdaptResult, Failure, GuardedAdapter
 from processors.adapters.fields import as_dict, as_str, epoch_or_time, json_kind, keep_encodable
 from processors.adapters.json_body import BodyError, parse_json
 from processors.normalize import build_event
@@ -149,15 +149,9 @@ def _payloads(envelope: Envelope) -> list[str | bytes]:
     return batches
 
 
-class RecurlyEngageAdapter:
+class RecurlyEngageAdapter(GuardedAdapter):
     provider: ClassVar[str] = "recurly_engage"
     version: ClassVar[str] = "1"
-
-    def adapt(self, envelope: Envelope) -> AdaptResult:
-        try:
-            return self._adapt(envelope)
-        except Exception as exc:  # a bug must become a dead letter, never a crashed consumer
-            return AdaptResult(failures=[Failure("adapter_error", repr(exc)[:500])])
 
     def _adapt(self, envelope: Envelope) -> AdaptResult:
         try:

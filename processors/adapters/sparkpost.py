@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 
 from espwire.envelope import Envelope
 from espwire.event import CanonicalEvent
-from processors.adapters.base import AdaptResult, Failure
+from processors.adapters.base import AdaptResult, Failure, GuardedAdapter
 from processors.adapters.fields import (
     as_dict,
     as_str,
@@ -97,15 +97,9 @@ _BOUNCE_CLASSES: dict[str, tuple[str, str, str]] = {
 }
 
 
-class SparkPostAdapter:
+class SparkPostAdapter(GuardedAdapter):
     provider: ClassVar[str] = "sparkpost"
     version: ClassVar[str] = "1"
-
-    def adapt(self, envelope: Envelope) -> AdaptResult:
-        try:
-            return self._adapt(envelope)
-        except Exception as exc:  # a bug must become a dead letter, never a crashed consumer
-            return AdaptResult(failures=[Failure("adapter_error", repr(exc)[:500])])
 
     def _adapt(self, envelope: Envelope) -> AdaptResult:
         try:
