@@ -144,6 +144,23 @@ async def create_pool(dsn: str, *, size: int, connect_timeout: float, command_ti
         raise DestinationUnavailable(f"PostgreSQL unreachable: {exc!r}") from exc
 
 
+async def open_database(options: Any, init: Any = None) -> Any:
+    """Migrates the schema when the sink is set to, then opens the pool (postgres and suppression sinks)."""
+    dsn = options.dsn.get_secret_value()
+    if options.migrate:
+        try:
+            await migrate(dsn, options.schema_)
+        except PG_UNAVAILABLE as exc:
+            raise DestinationUnavailable(f"PostgreSQL unreachable: {exc!r}") from exc
+    return await create_pool(
+        dsn,
+        size=options.pool_size,
+        connect_timeout=options.connect_timeout_seconds,
+        command_timeout=options.command_timeout_seconds,
+        init=init,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class _Row:
     index: int
@@ -163,19 +180,7 @@ class PostgresSink(Sink):
         self._partitions: set[tuple[int, int]] = set()
 
     async def start(self) -> None:
-        dsn = self.pg.dsn.get_secret_value()
-        if self.pg.migrate:
-            try:
-                await migrate(dsn, self.schema)
-            except PG_UNAVAILABLE as exc:
-                raise DestinationUnavailable(f"PostgreSQL unreachable: {exc!r}") from exc
-        self._pool = await create_pool(
-            dsn,
-            size=self.pg.pool_size,
-            connect_timeout=self.pg.connect_timeout_seconds,
-            command_timeout=self.pg.command_timeout_seconds,
-            init=self._init_connection,
-        )
+        self._pool = await open_database(self.pg, init=self._init_connection)
 
     async def _init_connection(self, conn: Any) -> None:
         # One staging table per connection, emptied by every commit: COPY needs a table, and a

@@ -26,7 +26,7 @@ from pydantic import Field, SecretStr
 
 from espwire.config import SinkConfig
 from sinks.base import BatchOutcome, DestinationUnavailable, Event, Poison, Position, Sink, SinkOptions
-from sinks.postgres import PG_REFUSED, PG_UNAVAILABLE, SCHEMA_PATTERN, create_pool, migrate, parse_instant, quote_ident
+from sinks.postgres import PG_REFUSED, PG_UNAVAILABLE, SCHEMA_PATTERN, open_database, parse_instant, quote_ident
 from sinks.privacy import Redactor
 
 SOFT_SEVERITIES = frozenset({"soft", "block", "admin"})
@@ -103,18 +103,7 @@ class SuppressionSink(Sink):
         self._pool: Any = None
 
     async def start(self) -> None:
-        dsn = self.pg.dsn.get_secret_value()
-        if self.pg.migrate:
-            try:
-                await migrate(dsn, self.schema)
-            except PG_UNAVAILABLE as exc:
-                raise DestinationUnavailable(f"PostgreSQL unreachable: {exc!r}") from exc
-        self._pool = await create_pool(
-            dsn,
-            size=self.pg.pool_size,
-            connect_timeout=self.pg.connect_timeout_seconds,
-            command_timeout=self.pg.command_timeout_seconds,
-        )
+        self._pool = await open_database(self.pg)
 
     async def close(self) -> None:
         if self._pool is not None:
