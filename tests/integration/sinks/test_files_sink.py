@@ -69,12 +69,17 @@ async def test_crash_and_restart_give_every_event_in_exactly_one_file(
 
     await wait_until(some_files, every=0.02)
     await crash(task)  # open files are lost, complete ones stay; offsets stop before the oldest open file
-    async with running_sink(settings, config, kafka_bootstrap):
+    # Clean runs until everything is in complete files. A clean stop flushes what was consumed; what
+    # was not consumed yet stays in Kafka behind the committed offset, for the next run to pick up.
+    for _ in range(5):
+        async with running_sink(settings, config, kafka_bootstrap):
 
-        async def all_read() -> bool:
-            return len(_local_lines(root)) >= 1000  # the rest is in open files until the clean stop
+            async def most_read() -> bool:
+                return len(_local_lines(root)) >= 1000  # the rest is in open files until the clean stop
 
-        await wait_until(all_read)
+            await wait_until(most_read)
+        if len(_local_lines(root)) >= 1200:
+            break
     written = _local_lines(root)
     assert len(written) == 1200
     assert {e["id"] for e in written} == {e["id"] for e in events}
