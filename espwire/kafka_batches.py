@@ -1,4 +1,6 @@
-"""Publishes a batch's records as whole Kafka batches, one per partition, and waits for acks=all.
+"""Publishes many records as whole Kafka batches, one per partition, and waits for acks=all.
+
+Shared so that any stage publishing many records at once can use it (the processor does).
 
 aiokafka's ``send`` costs ~10 µs of Python per record (a future, the accumulator, a partition
 lookup); building each partition's batch directly and handing it over with ``send_batch`` halves

@@ -22,9 +22,9 @@ from aiokafka.errors import CommitFailedError, KafkaError
 
 from espwire.config import Settings
 from espwire.failpoints import failpoint
+from espwire.kafka_batches import BatchPublisher
 from espwire.topics import Topics, ensure_topics
 from processors import metrics
-from processors.batch_publisher import BatchPublisher
 from processors.pipeline import BatchResult, Pipeline
 from processors.stages import build_stages
 
