@@ -10,6 +10,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from espwire.envelope import Envelope
+
 PROVIDERS_DIR = Path(__file__).parent / "data" / "providers"
 PROVIDER_NAMES = ("sparkpost", "falconide", "ipost", "pure360", "recurly_engage")
 
@@ -42,6 +44,21 @@ class Case:
     @property
     def expect_events(self) -> list[dict[str, Any]]:
         return list(self.meta["expect_events"])
+
+    def envelope(self, request_id: str = "r1", received_at: str = "2026-11-24T00:00:00Z") -> Envelope:
+        """The envelope a gateway would have made of this request (source named after the provider)."""
+        return Envelope(
+            source_id=self.provider,
+            provider=self.provider,
+            request_id=request_id,
+            received_at=received_at,
+            method=self.meta["method"],
+            content_type=self.headers.get("Content-Type", ""),
+            body=self.body,
+            headers={k.lower(): v for k, v in self.headers.items()},
+            query=self.meta.get("query", ""),
+            remote_addr=self.meta.get("remote_addr"),
+        )
 
 
 def load_cases(folder: str) -> list[Case]:

@@ -24,18 +24,7 @@ RECEIVED = "2026-11-24T00:00:00Z"
 
 
 def case_envelope(case: Case) -> Envelope:
-    return Envelope(
-        source_id=case.provider,
-        provider=case.provider,
-        request_id="r1",
-        received_at=RECEIVED,
-        method=case.meta["method"],
-        content_type=case.headers.get("Content-Type", ""),
-        body=case.body,
-        headers={k.lower(): v for k, v in case.headers.items()},
-        query=case.meta.get("query", ""),
-        remote_addr=case.meta.get("remote_addr"),
-    )
+    return case.envelope()
 
 
 def envelope(body: bytes | str, **options: Any) -> Envelope:

@@ -38,17 +38,7 @@ FIXTURE_BODIES = [case.body for case in CASES]
 
 
 def case_envelope(case: Case) -> Envelope:
-    return Envelope(
-        source_id="sparkpost",
-        provider="sparkpost",
-        request_id="r1",
-        received_at="2026-11-24T00:00:00Z",
-        method=case.meta["method"],
-        content_type=case.headers.get("Content-Type", ""),
-        body=case.body,
-        headers={k.lower(): v for k, v in case.headers.items()},
-        query=case.meta.get("query", ""),
-    )
+    return case.envelope()
 
 
 def body_envelope(body: bytes) -> Envelope:

@@ -10,7 +10,6 @@ import orjson
 import pytest
 
 from espwire.config import EnrichConfig
-from espwire.envelope import Envelope
 from espwire.event import EVENT_ADAPTER
 from processors.adapters import ADAPTERS
 from processors.dedupe import MemoryDedupeStore
@@ -21,18 +20,7 @@ CASES = [case for provider in PROVIDER_NAMES for case in load_cases(provider) if
 
 
 def adapted(case: Case) -> list[dict[str, Any]]:
-    envelope = Envelope(
-        source_id=case.provider,
-        provider=case.provider,
-        request_id="r1",
-        received_at="2026-11-24T00:00:00Z",
-        method=case.meta["method"],
-        content_type=case.headers.get("Content-Type", ""),
-        body=case.body,
-        headers={k.lower(): v for k, v in case.headers.items()},
-        query=case.meta.get("query", ""),
-    )
-    return [dict(event) for event in ADAPTERS[case.provider].adapt(envelope).events]
+    return [dict(event) for event in ADAPTERS[case.provider].adapt(case.envelope()).events]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
