@@ -12,9 +12,10 @@ from hypothesis import strategies as st
 
 from espwire.envelope import Envelope
 from espwire.event import EVENT_ADAPTER, CanonicalEvent
-from processors.adapters.base import AdaptResult, Failure
+from processors.adapters.base import AdaptResult
 from processors.adapters.pure360 import Pure360Adapter
 from tests.fixture_cases import Case, load_cases, sequence_mismatches
+from tests.support.adapter_properties import assert_well_formed, mutated
 
 ADAPTER = Pure360Adapter()
 CASES = load_cases("pure360")
@@ -248,35 +249,15 @@ def test_a_bug_becomes_a_failure(monkeypatch: pytest.MonkeyPatch) -> None:
 _BODIES = [c.body for c in CASES]
 
 
-@st.composite
-def mutated_bodies(draw: st.DrawFn) -> bytes:
-    body = bytearray(draw(st.sampled_from(_BODIES)))
-    for _ in range(draw(st.integers(1, 4))):
-        position = draw(st.integers(0, len(body)))
-        action = draw(st.sampled_from(["flip", "cut", "insert", "delete"]))
-        if action == "flip" and position < len(body):
-            body[position] ^= 1 << draw(st.integers(0, 7))
-        elif action == "cut":
-            del body[position:]
-        elif action == "insert":
-            body[position:position] = draw(
-                st.binary(min_size=1, max_size=8) | st.sampled_from([b"[", b"]", b"&", b"=", b"%", b"[]"])
-            )
-        elif position < len(body):
-            del body[position]
-    return bytes(body)
+def mutated_bodies() -> st.SearchStrategy[bytes]:
+    return mutated(_BODIES, [b"[", b"]", b"&", b"=", b"%", b"[]"])
 
 
 _FORM_TEXT = st.text(alphabet="abtyeEvn[]0123456789=&%+_ CEFLOPSTY", max_size=200)
 
 
 def check(result: AdaptResult) -> None:
-    assert isinstance(result, AdaptResult)
-    for event in result.events:
-        EVENT_ADAPTER.validate_python(event)
-        orjson.dumps(event)
-    for failure in result.failures:
-        assert isinstance(failure, Failure) and failure.reason
+    assert_well_formed(result)
     # A form body always yields at least one notification, an event or a failure: nothing is silent.
     assert result.events or result.failures
 

@@ -13,10 +13,11 @@ from hypothesis import strategies as st
 
 from espwire.envelope import Envelope
 from espwire.event import EVENT_ADAPTER, CanonicalEvent
-from processors.adapters.base import AdaptResult, Failure
+from processors.adapters.base import AdaptResult
 from processors.adapters.json_body import BodyError, parse_json
 from processors.adapters.recurly_engage import RecurlyEngageAdapter
 from tests.fixture_cases import Case, load_cases, sequence_mismatches
+from tests.support.adapter_properties import FIELD_VALUES, JSON_VALUES, assert_well_formed, mutated
 
 ADAPTER = RecurlyEngageAdapter()
 CASES = load_cases("recurly_engage")
@@ -301,33 +302,12 @@ def test_a_bug_becomes_a_failure(monkeypatch: pytest.MonkeyPatch) -> None:
 _BODIES = [c.body for c in CASES if c.body.strip()]
 
 
-@st.composite
-def mutated_bodies(draw: st.DrawFn) -> bytes:
-    body = bytearray(draw(st.sampled_from(_BODIES)))
-    for _ in range(draw(st.integers(1, 4))):
-        position = draw(st.integers(0, len(body)))
-        action = draw(st.sampled_from(["flip", "cut", "insert", "delete"]))
-        if action == "flip" and position < len(body):
-            body[position] ^= 1 << draw(st.integers(0, 7))
-        elif action == "cut":
-            del body[position:]
-        elif action == "insert":
-            body[position:position] = draw(
-                st.binary(min_size=1, max_size=8) | st.sampled_from([b"{", b"[", b",", b'"', b"\\u", b"1e999"])
-            )
-        elif position < len(body):
-            del body[position]
-    return bytes(body)
+def mutated_bodies() -> st.SearchStrategy[bytes]:
+    return mutated(_BODIES, [b"{", b"[", b",", b'"', b"\\u", b"1e999"])
 
 
-_JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
-    max_leaves=20,
-)
-_FIELD_VALUES = (
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30) | _JSON_VALUES
-)
+_JSON_VALUES = JSON_VALUES
+_FIELD_VALUES = FIELD_VALUES
 _ENGAGE_OBJECTS = st.fixed_dictionaries(
     {},
     optional={
@@ -343,12 +323,7 @@ _ENGAGE_OBJECTS = st.fixed_dictionaries(
 
 
 def check(body: bytes | str, result: AdaptResult) -> None:
-    assert isinstance(result, AdaptResult)
-    for event in result.events:
-        EVENT_ADAPTER.validate_python(event)
-        orjson.dumps(event)
-    for failure in result.failures:
-        assert isinstance(failure, Failure) and failure.reason
+    assert_well_formed(result)
     if not result.events and not result.failures:  # silence is only right for an empty batch
         try:
             assert parse_json(body) == []
