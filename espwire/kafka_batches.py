@@ -13,11 +13,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import itertools
+import struct
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.partitioner import DefaultPartitioner
 
 
 class Record(Protocol):
@@ -31,13 +31,41 @@ class Record(Protocol):
     def headers(self) -> list[tuple[str, bytes]]: ...
 
 
+_M = 0x5BD1E995
+_MASK = 0xFFFFFFFF
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 (Java client ``Utils.murmur2``), as aiokafka's, reading whole 32-bit words at
+    once: about twice as fast as aiokafka's byte-by-byte loop, and tested equal to it."""
+    length = len(data)
+    h = 0x9747B28C ^ length
+    words = length // 4
+    for k in struct.unpack_from(f"<{words}I", data):
+        k = (k * _M) & _MASK
+        k ^= k >> 24
+        k = (k * _M) & _MASK
+        h = ((h * _M) & _MASK) ^ k
+    tail = length & 3
+    if tail:
+        rest = data[words * 4 :]
+        if tail >= 3:
+            h ^= rest[2] << 16
+        if tail >= 2:
+            h ^= rest[1] << 8
+        h ^= rest[0]
+        h = (h * _M) & _MASK
+    h ^= h >> 13
+    h = (h * _M) & _MASK
+    h ^= h >> 15
+    return h
+
+
 @functools.lru_cache(maxsize=65536)
 def _partition_of(key: bytes, partition_count: int) -> int:
-    # murmur2 is pure Python in aiokafka (~2 µs a key); a recipient's events repeat, so remember it.
-    return int(_murmur2_partitioner(key, list(range(partition_count)), list(range(partition_count))))
-
-
-_murmur2_partitioner = DefaultPartitioner()
+    # Kafka's default partitioner: positive murmur2 of the key modulo the partition count. A
+    # recipient's events repeat, so the answer is remembered too.
+    return (murmur2(key) & 0x7FFFFFFF) % partition_count
 
 
 class BatchPublisher:
