@@ -140,7 +140,9 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     loop = proc.get("consumer_loop", {}).get("events_per_s")
     ceiling = proc.get("ceiling_aiokafka", {}).get("records_per_s")
     add("processor / aiokafka batched ceiling", loop / ceiling if loop and ceiling else None, 0.4, True, "x")
-    add("processor events/s per process (consumer loop)", loop, 30_000, True, "events/s")
+    add("processor events/s per process (adapt + publish)", loop, 30_000, True, "events/s")
+    redis_loop = proc.get("consumer_loop_redis", {}).get("events_per_s")
+    add("processor events/s, Redis dedupe + every enricher", redis_loop, 25_000, True, "events/s")
     e2e = results.get("end_to_end", {}).get("e2e_ms", {}).get("p99")
     add("end-to-end p99 at 50% load", e2e, 500.0, False, "ms")
     return out
@@ -239,10 +241,12 @@ def markdown(results: dict[str, Any]) -> str:
                 f" | {_ratio(pa['events_per_s'], rdk)} | {_fmt(pa['cpu_ms_per_1000'], 1)} | "
                 f"{pa['events_per_pass']} events in {pa['records_per_pass']} requests, no Kafka |"
             )
-        cl = proc.get("consumer_loop")
-        if cl:
+        for key in ("consumer_loop", "consumer_loop_redis", "consumer_loop_dev"):
+            cl = proc.get(key)
+            if not cl:
+                continue
             lines.append(
-                f"| consumer loop with Kafka (`espwire process`) | {_fmt(cl['events_per_s'])} | "
+                f"| `espwire process`, {cl.get('label', 'consumer loop')} | {_fmt(cl['events_per_s'])} | "
                 f"{_ratio(cl['events_per_s'], ceiling)} | {_ratio(cl['events_per_s'], rdk)} | "
                 f"{_fmt(cl['cpu_ms_per_1000_events'], 1)} | {cl['events_seen']}/{cl['events_expected']} events from "
                 f"{cl['mix']['requests']} pre-filled raw records |"

@@ -46,6 +46,9 @@ ESPWIRE = str(Path(PY).with_name("espwire"))
 SP_HEADERS = {"X-MessageSystems-Webhook-Token": "sp-test-token"}
 
 
+ENRICHERS = ("USER_AGENT", "GEOIP", "MAILBOX_PROVIDER", "MACHINE_OPEN", "BOT_CLICK", "BOUNCE_CLASS")
+
+
 @dataclass(frozen=True)
 class Mode:
     name: str
@@ -410,11 +413,17 @@ class Bench:
             out[f"ceiling_{client}"] = result
             log(f"  {result['records_per_s']:.0f} records/s")
 
-        out["consumer_loop"] = self._consumer_loop()
+        # The processor as issue #4 measures it (adapt, normalise, publish), then with the stages of #5.
+        stages_off = {"ESPWIRE_DEDUPE_ENABLED": "false"} | {f"ESPWIRE_ENRICH_{name}": "false" for name in ENRICHERS}
+        out["consumer_loop"] = self._consumer_loop(stages_off, "adapt + publish")
+        redis = {"ESPWIRE_DEDUPE_STORE": "redis", "ESPWIRE_DEDUPE_KEY_PREFIX": f"bench:{time.time_ns()}:"}
+        out["consumer_loop_redis"] = self._consumer_loop(redis, "Redis dedupe + every enricher")
+        if self.mode.name == "full":
+            out["consumer_loop_dev"] = self._consumer_loop({}, "SQLite dedupe + every enricher (espwire dev)")
         self.results["processor"] = out
 
-    def _consumer_loop(self) -> dict[str, Any]:
-        prefix = "bench-proc"
+    def _consumer_loop(self, extra_env: dict[str, str], label: str) -> dict[str, Any]:
+        prefix = f"bench-proc-{time.time_ns()}"
         self.topics(prefix)
         requests = LoadGen(seed=7).mixed_batch(events=self.mode.fill_events)
         mix = describe(requests)
@@ -426,7 +435,8 @@ class Bench:
             "ESPWIRE_KAFKA_BOOTSTRAP": self.bootstrap,
             "ESPWIRE_KAFKA_TOPIC_PREFIX": prefix,
             "ESPWIRE_PROCESSOR_GROUP_ID": f"bench-{time.time_ns()}",
-            "ESPWIRE_DATADIR": str(self.tmp / "data-proc"),
+            "ESPWIRE_DATADIR": str(self.tmp / f"data-{prefix}"),
+            **extra_env,
         }
         expected = int(mix["events"])  # type: ignore[call-overload]
         processor = Managed("processor", [ESPWIRE, "process"], self.logs, env=env, cwd=REPO)
@@ -439,6 +449,7 @@ class Bench:
         n_after_first = counted["events"] - counted["first_batch"]
         span = counted["t_last"] - counted["t_first"]
         result = {
+            "label": label,
             "mix": mix,
             "fill_seconds": round(fill_s, 2),
             "events_expected": expected,
@@ -450,7 +461,7 @@ class Bench:
             "note": "rate from the first to the last event seen on <prefix>.events (start-up and group join "
             "excluded); CPU of the processor process over the same span",
         }
-        log(f"  consumer loop: {result['events_per_s']} events/s ({counted['events']}/{expected} events)")
+        log(f"  consumer loop, {label}: {result['events_per_s']} events/s ({counted['events']}/{expected} events)")
         return result
 
     # -- end to end -------------------------------------------------------------------------------
