@@ -117,7 +117,8 @@ def cmd_sink(args: argparse.Namespace) -> int:
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
-    """A throwaway consumer group from the end of espwire.events, printed through the stdout sink."""
+    """A throwaway consumer group on espwire.events (new events, or all with --from-beginning), printed
+    through the stdout sink."""
     import uuid
 
     from espwire.config import SinkConfig
@@ -126,7 +127,11 @@ def cmd_tail(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     bootstrap = _bootstrap(settings)
-    extra = {"types": args.type or [], "format": args.format}
+    extra = {
+        "types": args.type or [],
+        "format": args.format,
+        "start_from": "earliest" if args.from_beginning else "latest",
+    }
     config = SinkConfig(name=f"tail-{uuid.uuid4().hex[:8]}", type="stdout", **extra)
     run(_until_signalled(lambda stop: run_sink(settings, config, bootstrap, stop)), log_level="WARNING")
     return 0
@@ -251,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     tail = add("tail", "Print events as they arrive (pretty on a terminal, JSON lines when piped).", cmd_tail)
     tail.add_argument("--type", action="append", help="only this type or glob (e.g. email.bounced, 'prompt.*')")
     tail.add_argument("--format", choices=["auto", "pretty", "json"], default="auto")
+    tail.add_argument("--from-beginning", action="store_true", help="every event still on the topic, not only new ones")
 
     db = sub.add_parser("db", help="Database tools.")
     db_sub = db.add_subparsers(dest="what", required=True, metavar="WHAT")

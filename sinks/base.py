@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -78,6 +78,8 @@ class SinkOptions(BaseModel):
     session_timeout_ms: int = Field(default=10_000, ge=1000)
     retry_initial_seconds: float = Field(default=0.2, gt=0)
     retry_max_seconds: float = Field(default=30.0, gt=0)
+    # Where a new consumer group starts: every event kept on the topic, or only new ones (`espwire tail`).
+    start_from: Literal["earliest", "latest"] = "earliest"
 
     @classmethod
     def from_config(cls, config: SinkConfig) -> Self:

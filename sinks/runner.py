@@ -134,7 +134,7 @@ class SinkRunner:
                 group_id=consumer_group(self.name),
                 client_id=f"{kafka.client_id}-sink-{self.name}-{uuid.uuid4().hex[:6]}",
                 enable_auto_commit=False,
-                auto_offset_reset="earliest",
+                auto_offset_reset=self.options.start_from,
                 max_partition_fetch_bytes=16 * 1024 * 1024,
                 fetch_max_bytes=64 * 1024 * 1024,
                 session_timeout_ms=self.options.session_timeout_ms,
