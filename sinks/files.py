@@ -121,7 +121,6 @@ class FilesSink(Sink):
         self._fs: Any = None
         self._open: dict[tuple[str, int], _OpenFile] = {}
         self._listings: dict[str, _Listing] = {}
-        self._consumed: dict[int, int] = {}
 
     # -- life cycle ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -161,8 +160,6 @@ class FilesSink(Sink):
             if open_file.partition in partitions:
                 self._discard(open_file)
                 del self._open[key]
-        for p in partitions:
-            self._consumed.pop(p, None)
         # Another member may have written files for these partitions meanwhile: list again next time.
         self._listings.clear()
 
@@ -184,13 +181,17 @@ class FilesSink(Sink):
         lines: dict[tuple[str, int], list[bytes]] = {}
         last_offsets: dict[tuple[str, int], tuple[int, int]] = {}
         for index, (event, position) in enumerate(zip(events, positions, strict=True)):
-            if position.offset < self._consumed.get(position.partition, -1):
-                # Appended by an earlier attempt of this batch whose roll then failed: it is in the open file.
-                outcome.written += 1
-                continue
             directory = self._directory(event)
             if directory is None:
                 outcome.poison.append(Poison(index, "invalid_event", "time or type cannot name a directory"))
+                continue
+            open_file = self._open.get((directory, position.partition))
+            if open_file is not None and open_file.first <= position.offset <= open_file.last:
+                # Appended by an earlier attempt of this batch whose roll then failed. Exact: an open file
+                # holds every event of its (date, type, partition) from its first offset to its last.
+                # (A per-partition "consumed up to" mark was not: after a rebalance it skipped events
+                # that were only in a discarded open file, and they were lost.)
+                outcome.written += 1
                 continue
             listing = await self._listing(directory)
             if listing.covers(position.partition, position.offset):
@@ -206,8 +207,6 @@ class FilesSink(Sink):
             open_file = self._open.get(key) or self._open_file(key, first)
             self._append(open_file, chunk, last)
             outcome.written += len(chunk)
-        for position in positions:
-            self._consumed[position.partition] = position.offset + 1
         await self._roll(force=False)
         return outcome
 
