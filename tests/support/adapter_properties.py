@@ -43,6 +43,28 @@ def mutated(bodies: Sequence[bytes], inserts: Sequence[bytes]) -> st.SearchStrat
     return strategy()
 
 
+# A list of edits applied in order, for shrinkable mutation tests: (kind, position, bytes).
+Mutation = tuple[str, int, bytes]
+MUTATIONS = st.lists(
+    st.tuples(st.sampled_from(["flip", "cut", "insert"]), st.integers(0, 1 << 20), st.binary(min_size=1)),
+    min_size=1,
+    max_size=6,
+)
+
+
+def mutate(body: bytes, mutations: list[Mutation]) -> bytes:
+    data = bytearray(body)
+    for kind, position, chunk in mutations:
+        at = position % (len(data) + 1)
+        if kind == "flip" and data:
+            data[at % len(data)] ^= chunk[0] or 1
+        elif kind == "cut":
+            del data[at : at + len(chunk) * 4]
+        else:
+            data[at:at] = chunk
+    return bytes(data)
+
+
 def assert_well_formed(result: AdaptResult) -> None:
     """Valid, encodable events and failures with a reason: never anything else."""
     assert isinstance(result, AdaptResult)

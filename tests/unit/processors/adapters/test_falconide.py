@@ -6,13 +6,12 @@ import json
 from typing import Any, cast
 from urllib.parse import quote, urlencode
 
-import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from espwire.envelope import Envelope
-from espwire.event import EVENT_ADAPTER, CanonicalEvent
+from espwire.event import CanonicalEvent
 from processors.adapters import falconide
 from processors.adapters.base import AdaptResult, Failure
 from processors.adapters.falconide import FalconideAdapter
@@ -20,6 +19,7 @@ from processors.adapters.fields import MAX_FORM_FIELDS
 from processors.adapters.json_body import parse_json
 from processors.normalize import build_event
 from tests.fixture_cases import Case, load_cases, sequence_mismatches
+from tests.support.adapter_properties import MUTATIONS, Mutation, assert_well_formed, mutate
 
 ADAPTER = FalconideAdapter()
 CASES = load_cases("falconide")
@@ -48,9 +48,8 @@ def adapt(envelope: Envelope) -> AdaptResult:
     """adapt() plus the promises every result keeps, whatever the input."""
     result = ADAPTER.adapt(envelope)
     assert isinstance(result, AdaptResult)
+    assert_well_formed(result)
     for event in result.events:
-        EVENT_ADAPTER.validate_python(event)
-        orjson.dumps(event)
         assert event["data"]["provider_event_id"] is None
     for failure in result.failures:
         assert isinstance(failure, Failure)
@@ -496,25 +495,6 @@ def test_random_json_never_raises(value: Any) -> None:
 @given(st.binary(max_size=512))
 def test_random_bytes_never_raise(body: bytes) -> None:
     adapt_body(body, FORM)
-
-
-Mutation = tuple[str, int, bytes]
-KINDS = st.sampled_from(["flip", "cut", "insert"])
-MUTATION = st.tuples(KINDS, st.integers(0, 1 << 20), st.binary(min_size=1))
-MUTATIONS = st.lists(MUTATION, min_size=1, max_size=6)
-
-
-def mutate(body: bytes, mutations: list[Mutation]) -> bytes:
-    data = bytearray(body)
-    for kind, position, chunk in mutations:
-        at = position % (len(data) + 1)
-        if kind == "flip" and data:
-            data[at % len(data)] ^= chunk[0] or 1
-        elif kind == "cut":
-            del data[at : at + len(chunk) * 4]
-        else:
-            data[at:at] = chunk
-    return bytes(data)
 
 
 @settings(max_examples=300, deadline=None)

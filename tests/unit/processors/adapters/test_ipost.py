@@ -81,9 +81,7 @@ def sample(**changes: Any) -> dict[str, Any]:
 def test_fixture_case(case: Case) -> None:
     result = ADAPTER.adapt(case_envelope(case))
     assert result.failures == []
-    for event in result.events:
-        EVENT_ADAPTER.validate_python(event)
-        orjson.dumps(event)
+    assert_well_formed(result)
     assert sequence_mismatches(case.expect_events, list(result.events)) == []  # type: ignore[arg-type]
 
 

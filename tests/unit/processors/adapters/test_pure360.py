@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -57,9 +56,7 @@ def one(body: bytes | str) -> CanonicalEvent:
 def test_fixture_case(case: Case) -> None:
     result = ADAPTER.adapt(case_envelope(case))
     assert result.failures == []
-    for event in result.events:
-        EVENT_ADAPTER.validate_python(event)
-        orjson.dumps(event)
+    assert_well_formed(result)
     assert sequence_mismatches(case.expect_events, list(result.events)) == []  # type: ignore[arg-type]
 
 

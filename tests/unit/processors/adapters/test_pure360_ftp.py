@@ -6,18 +6,17 @@ import json
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from espwire.envelope import Envelope
-from espwire.event import EVENT_ADAPTER
 from processors.adapters.base import AdaptResult
 from processors.adapters.json_body import BodyError
 from processors.adapters.pure360 import Pure360Adapter
 from processors.adapters.pure360_ftp import adapt_log, parse_line
 from tests.fixture_cases import PROVIDERS_DIR, sequence_mismatches
+from tests.support.adapter_properties import assert_well_formed
 
 FTP_DIR = PROVIDERS_DIR / "pure360" / "ftp"
 ARTIFACTS = sorted(FTP_DIR.glob("*.expect.json"))
@@ -38,9 +37,7 @@ def envelope(body: bytes, name: str = "events.log") -> Envelope:
 
 def adapt(body: bytes | str) -> AdaptResult:
     result = adapt_log(envelope(body.encode() if isinstance(body, str) else body))
-    for event in result.events:
-        EVENT_ADAPTER.validate_python(event)
-        orjson.dumps(event)
+    assert_well_formed(result)
     return result
 
 

@@ -6,7 +6,6 @@ import json
 from typing import Any
 from urllib.parse import quote, urlencode
 
-import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -94,9 +93,7 @@ def usage(tracker_type: str = "page", event: str | None = "Home Page", **changes
 def test_fixture_case(case: Case) -> None:
     result = ADAPTER.adapt(case_envelope(case))
     assert result.failures == []
-    for event in result.events:
-        EVENT_ADAPTER.validate_python(event)
-        orjson.dumps(event)
+    assert_well_formed(result)
     assert sequence_mismatches(case.expect_events, list(result.events)) == []  # type: ignore[arg-type]
 
 

@@ -5,17 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from espwire.envelope import Envelope
-from espwire.event import EVENT_ADAPTER
 from processors.adapters.base import AdaptResult
 from processors.adapters.recurly_engage import RecurlyEngageAdapter
 from processors.adapters.recurly_engage_s3 import adapt_export
 from tests.fixture_cases import PROVIDERS_DIR, sequence_mismatches
+from tests.support.adapter_properties import assert_well_formed
 
 S3_DIR = PROVIDERS_DIR / "recurly_engage" / "s3"
 ARTIFACTS = sorted(S3_DIR.glob("*.expect.json"))
@@ -36,9 +35,7 @@ def envelope(body: bytes, method: str = "S3") -> Envelope:
 
 def adapt(body: bytes) -> AdaptResult:
     result = adapt_export(envelope(body))
-    for event in result.events:
-        EVENT_ADAPTER.validate_python(event)
-        orjson.dumps(event)
+    assert_well_formed(result)
     return result
 
 

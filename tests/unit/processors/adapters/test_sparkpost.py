@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any, cast
 
-import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from espwire.envelope import Envelope
-from espwire.event import EVENT_ADAPTER, CanonicalEvent
+from espwire.event import CanonicalEvent
 from processors.adapters import sparkpost
 from processors.adapters.base import AdaptResult, Failure
 from processors.adapters.fields import epoch_or_time
@@ -20,6 +19,7 @@ from processors.adapters.sparkpost import SparkPostAdapter
 from processors.normalize import build_event
 from processors.timestamps import parse_time
 from tests.fixture_cases import Case, load_cases, sequence_mismatches
+from tests.support.adapter_properties import MUTATIONS, Mutation, assert_well_formed, mutate
 
 ADAPTER = SparkPostAdapter()
 CASES = load_cases("sparkpost")
@@ -57,9 +57,8 @@ def adapt(envelope: Envelope) -> AdaptResult:
     """adapt() plus the promises every result keeps, whatever the input."""
     result = ADAPTER.adapt(envelope)
     assert isinstance(result, AdaptResult)
+    assert_well_formed(result)
     for event in result.events:
-        EVENT_ADAPTER.validate_python(event)
-        orjson.dumps(event)
         assert event["data"]["provider"] == "sparkpost"
     for failure in result.failures:
         assert isinstance(failure, Failure)
@@ -547,25 +546,6 @@ def test_random_json_never_raises(value: Any) -> None:
 @given(st.binary(max_size=512))
 def test_random_bytes_never_raise(body: bytes) -> None:
     adapt(body_envelope(body))
-
-
-Mutation = tuple[str, int, bytes]
-KINDS = st.sampled_from(["flip", "cut", "insert"])
-MUTATION = st.tuples(KINDS, st.integers(0, 1 << 20), st.binary(min_size=1))
-MUTATIONS = st.lists(MUTATION, min_size=1, max_size=6)
-
-
-def mutate(body: bytes, mutations: list[Mutation]) -> bytes:
-    data = bytearray(body)
-    for kind, position, chunk in mutations:
-        at = position % (len(data) + 1)
-        if kind == "flip" and data:
-            data[at % len(data)] ^= chunk[0] or 1
-        elif kind == "cut":
-            del data[at : at + len(chunk) * 4]
-        else:
-            data[at:at] = chunk
-    return bytes(data)
 
 
 @settings(max_examples=300, deadline=None)
