@@ -3,7 +3,7 @@
 Guarantees: a script runs atomically, so two processors racing for an id see one winner; time comes
 from the Redis server (``TIME``), so processors with skewed clocks agree on leases; every key carries
 the window as its expiry, so Redis alone forgets old ids. A batch's keys may hash anywhere, so this
-needs one Redis primary (not Redis Cluster).
+needs one Redis primary (not Redis Cluster), version 7.0 or later.
 
 Values: ``p\\t<lease_until>\\t<since>\\t<fingerprint>\\t<owner>`` (pending) or ``d\\t<fingerprint>`` (done);
 per message a hash ``m:<key>`` with ``d`` (delivery time) and ``c:<second>`` (link tokens clicked then).
@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
+import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
@@ -38,74 +39,78 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 """
 
-# Per-key arguments travel as one newline-separated blob and answers come back as one, because
-# packing and parsing thousands of separate arguments and replies cost more than the script itself.
+# A call's per-id arguments travel as one JSON array of columns (orjson builds it, the scripts' cjson
+# reads it: both in C, and any text is safe in it), answers come back as one newline-separated blob:
+# packing and parsing thousands of separate keys, arguments and replies cost more than the scripts
+# themselves. Each script builds its keys as prefix .. id, so it touches keys it was not given in KEYS:
+# fine on one Redis primary, which this store needs anyway (a batch's keys hash to any cluster slot).
+# Per id, one write command where one does: a claim is SET NX GET (Redis 7.0 or later), a commit SET GET.
 
-# KEYS: ids. ARGV: owner, lease seconds, "<fingerprint>\t<ttl ms>\n" per key. Same table as base.decide.
+# ARGV: prefix, owner, lease seconds, [[id...], [fingerprint...], [ttl ms...]]. Same table as base.decide.
 _BEGIN = (
     _NOW
     + r"""
-local owner = ARGV[1]
-local lease = tonumber(ARGV[2])
+local prefix, owner = ARGV[1], ARGV[2]
+local lease = tonumber(ARGV[3])
+local batch = cjson.decode(ARGV[4])
+local ids, fps, ttls = batch[1], batch[2], batch[3]
 -- Every claim written by this call shares its lease and (unless retried) its start: format them once.
 local lease_part = 'p\t' .. string.format('%.6f', now + lease) .. '\t'
 local fresh = lease_part .. string.format('%.6f', now) .. '\t'
 local out = {}
-local i = 0
-for fp, ttl in string.gmatch(ARGV[3], '([^\t\n]*)\t(%d+)\n') do
-  i = i + 1
-  local key = KEYS[i]
-  local cur = redis.call('GET', key)
-  local since = now
-  local answer
+for i = 1, #ids do
+  local key = prefix .. ids[i]
+  local fp, ttl = fps[i], ttls[i]
+  local mine = fp .. '\t' .. owner
+  -- Absent (the common case): claimed by this one command.
+  local cur = redis.call('SET', key, fresh .. mine, 'NX', 'PX', ttl, 'GET')
   if not cur then
-    answer = 'N'
+    out[i] = 'N'
   elseif string.sub(cur, 1, 1) == 'd' then
-    if string.sub(cur, 3) == fp then answer = 'D' else answer = 'C' end
+    if string.sub(cur, 3) == fp then out[i] = 'D' else out[i] = 'C' end
   else
     local lease_until, old_since, _, old_owner = string.match(cur, '^p\t([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)$')
     if old_owner == owner then
-      answer = 'N'
-      since = tonumber(old_since)
+      out[i] = 'N'  -- a retry: keeps the first claim time, extends the lease
+      redis.call('SET', key, lease_part .. old_since .. '\t' .. mine, 'PX', ttl)
     elseif tonumber(lease_until) > now then
-      answer = 'B\t' .. old_since .. '\t' .. old_owner
+      out[i] = 'B\t' .. old_since .. '\t' .. old_owner
     else
-      answer = 'I\t' .. old_since .. '\t' .. old_owner
+      out[i] = 'I\t' .. old_since .. '\t' .. old_owner
+      redis.call('SET', key, fresh .. mine, 'PX', ttl)
     end
   end
-  local first = string.sub(answer, 1, 1)
-  if first == 'N' or first == 'I' then
-    local head = fresh
-    if since ~= now then head = lease_part .. string.format('%.6f', since) .. '\t' end
-    redis.call('SET', key, head .. fp .. '\t' .. owner, 'PX', ttl)
-  end
-  out[i] = answer
 end
 return table.concat(out, '\n')
 """
 )
 
-# KEYS: ids. ARGV: "<fingerprint>\t<ttl ms>\n" per key. A done id keeps its first fingerprint.
+# ARGV: prefix, [[id...], [fingerprint...], [ttl ms...]]. A done id keeps its first fingerprint (put
+# back in the rare case it was already done: another owner took the claim over and finished first).
 _COMMIT = r"""
-local i = 0
-for fp, ttl in string.gmatch(ARGV[1], '([^\t\n]*)\t(%d+)\n') do
-  i = i + 1
-  local cur = redis.call('GET', KEYS[i])
-  if not cur or string.sub(cur, 1, 1) ~= 'd' then
-    redis.call('SET', KEYS[i], 'd\t' .. fp, 'PX', ttl)
+local prefix = ARGV[1]
+local batch = cjson.decode(ARGV[2])
+local ids, fps, ttls = batch[1], batch[2], batch[3]
+for i = 1, #ids do
+  local key = prefix .. ids[i]
+  local old = redis.call('SET', key, 'd\t' .. fps[i], 'PX', ttls[i], 'GET')
+  if old and string.sub(old, 1, 1) == 'd' then
+    redis.call('SET', key, old, 'PX', ttls[i])
   end
 end
-return i
+return #ids
 """
 
-# KEYS: ids. ARGV: owner. Only our own pending claims go.
+# ARGV: prefix, owner, [id...]. Only our own pending claims go.
 _RELEASE = r"""
+local prefix, owner = ARGV[1], ARGV[2]
+local ids = cjson.decode(ARGV[3])
 local removed = 0
-for _, key in ipairs(KEYS) do
+for i = 1, #ids do
+  local key = prefix .. ids[i]
   local cur = redis.call('GET', key)
   if cur and string.sub(cur, 1, 1) == 'p' then
-    local owner = string.match(cur, '^p\t[^\t]*\t[^\t]*\t[^\t]*\t(.*)$')
-    if owner == ARGV[1] then
+    if string.match(cur, '^p\t[^\t]*\t[^\t]*\t[^\t]*\t(.*)$') == owner then
       redis.call('DEL', key)
       removed = removed + 1
     end
@@ -114,39 +119,54 @@ end
 return removed
 """
 
-# KEYS: one message hash per item. ARGV: ttl ms, "<kind>\t<epoch seconds>\t<link token>\n" per item.
-# Records every item first, then answers from the final state (see base.apply_message_events).
+# ARGV: key prefix, ttl ms, [[message key...], [kind...], [epoch seconds as text...], [link token...]].
+# Records every item first, then answers from the final state (see base.apply_message_events). Each
+# message's delivery time and each (message, second)'s clicked links are read from Redis once per call
+# and followed in Lua tables after that; each message's expiry is set once.
 _MESSAGES = r"""
-local ttl = tonumber(ARGV[1])
-local kinds, moments = {}, {}
-local i = 0
-for kind, moment, token in string.gmatch(ARGV[2], '([^\t\n]*)\t([^\t\n]*)\t([^\t\n]*)\n') do
-  i = i + 1
-  local key = KEYS[i]
-  kinds[i] = kind
-  moments[i] = tonumber(moment)
-  if kind == 'delivered' then
-    local known = redis.call('HGET', key, 'd')
-    if not known or moments[i] < tonumber(known) then redis.call('HSET', key, 'd', moment) end
+local prefix, ttl = ARGV[1], tonumber(ARGV[2])
+local batch = cjson.decode(ARGV[3])
+local keys, kinds, moments, tokens_in = batch[1], batch[2], batch[3], batch[4]
+local delivered, clicks, touched = {}, {}, {}
+local item_key, item_slot = {}, {}
+for i = 1, #keys do
+  local key = prefix .. keys[i]
+  local moment = moments[i]
+  local known = delivered[key]
+  if known == nil then
+    known = redis.call('HGET', key, 'd') or false
+    touched[#touched + 1] = key
+  end
+  if kinds[i] == 'delivered' then
+    if not known or tonumber(moment) < tonumber(known) then
+      redis.call('HSET', key, 'd', moment)
+      known = moment
+    end
+    item_slot[i] = false
   else
-    local field = 'c:' .. math.floor(moments[i])
-    local tokens = redis.call('HGET', key, field) or ''
+    local token = tokens_in[i]
+    local field = 'c:' .. math.floor(tonumber(moment))
+    local slot = key .. '\n' .. field
+    local tokens = clicks[slot]
+    if tokens == nil then tokens = redis.call('HGET', key, field) or '' end
     if not string.find(' ' .. tokens .. ' ', ' ' .. token .. ' ', 1, true) then
       if tokens == '' then tokens = token else tokens = tokens .. ' ' .. token end
       redis.call('HSET', key, field, tokens)
     end
+    clicks[slot] = tokens
+    item_slot[i] = slot
   end
-  redis.call('PEXPIRE', key, ttl)
+  delivered[key] = known
+  item_key[i] = key
 end
+for _, key in ipairs(touched) do redis.call('PEXPIRE', key, ttl) end
 local out = {}
-for j = 1, i do
-  local delivered = redis.call('HGET', KEYS[j], 'd') or ''
+for j = 1, #keys do
   local count = 0
-  if kinds[j] == 'clicked' then
-    local tokens = redis.call('HGET', KEYS[j], 'c:' .. math.floor(moments[j])) or ''
-    for _ in string.gmatch(tokens, '%S+') do count = count + 1 end
+  if item_slot[j] then
+    for _ in string.gmatch(clicks[item_slot[j]], '%S+') do count = count + 1 end
   end
-  out[j] = delivered .. '\t' .. count
+  out[j] = (delivered[item_key[j]] or '') .. '\t' .. count
 end
 return table.concat(out, '\n')
 """
@@ -169,13 +189,18 @@ def _claim(answer: bytes) -> Claim:
     return Claim(status, owner.decode(), float(since))
 
 
-def _per_key_blob(entries: Sequence[ClaimEntry]) -> str:
-    lines = []
-    for event_id, fingerprint, ttl in entries:
-        if "\t" in fingerprint or "\n" in fingerprint:
-            raise ValueError(f"fingerprint of {event_id!r} contains a tab or newline")
-        lines.append(f"{fingerprint}\t{max(1, int(ttl * 1000))}\n")
-    return "".join(lines)
+def _claim_columns(entries: Sequence[ClaimEntry]) -> bytes:
+    """[[id...], [fingerprint...], [ttl ms...]] as JSON."""
+    fingerprints = [fingerprint for _, fingerprint, _ in entries]
+    joined = "".join(fingerprints)
+    if "\t" in joined or "\n" in joined:  # the stored values are tab-separated
+        bad = next(e for e in entries if "\t" in e[1] or "\n" in e[1])
+        raise ValueError(f"fingerprint of {bad[0]!r} contains a tab or newline")
+    ttl_ms: dict[float, int] = {}  # a batch has one window, or a few: convert each once
+    for _, _, ttl in entries:
+        if ttl not in ttl_ms:
+            ttl_ms[ttl] = max(1, int(ttl * 1000))
+    return orjson.dumps([[event_id for event_id, _, _ in entries], fingerprints, [ttl_ms[e[2]] for e in entries]])
 
 
 def _split(reply: bytes, count: int) -> list[bytes]:
@@ -227,34 +252,33 @@ class RedisDedupeStore:
             return []
         if "\n" in owner:
             raise ValueError("owner must not contain a newline")
-        keys = [self._prefix + event_id for event_id, _, _ in entries]
-        args = [owner, repr(float(lease_seconds)), _per_key_blob(entries)]
-        reply: bytes = await self._run("begin", lambda: self._begin(keys=keys, args=args))
+        args: list[str | bytes] = [self._prefix, owner, repr(float(lease_seconds)), _claim_columns(entries)]
+        reply: bytes = await self._run("begin", lambda: self._begin(args=args))
         return [_claim(answer) for answer in _split(reply, len(entries))]
 
     async def commit(self, entries: Sequence[ClaimEntry], owner: str) -> None:
         if not entries:
             return
-        keys = [self._prefix + event_id for event_id, _, _ in entries]
-        args = [_per_key_blob(entries)]
-        await self._run("commit", lambda: self._commit(keys=keys, args=args))
+        args: list[str | bytes] = [self._prefix, _claim_columns(entries)]
+        await self._run("commit", lambda: self._commit(args=args))
 
     async def release(self, ids: Sequence[str], owner: str) -> None:
         if not ids:
             return
-        keys = [self._prefix + event_id for event_id in ids]
-        await self._run("release", lambda: self._release(keys=keys, args=[owner]))
+        args: list[str | bytes] = [self._prefix, owner, orjson.dumps(list(ids))]
+        await self._run("release", lambda: self._release(args=args))
 
     async def note_message_events(self, items: Sequence[MessageEvent], ttl_seconds: float) -> list[MessageState]:
         if not items:
             return []
-        keys = [f"{self._prefix}m:{key}" for key, _, _, _ in items]
-        lines = [
-            f"{kind}\t{moment!r}\t{link_token(detail) if kind == 'clicked' else '-'}\n"
-            for _, kind, moment, detail in items
+        columns = [
+            [key for key, _, _, _ in items],
+            [kind for _, kind, _, _ in items],
+            [repr(moment) for _, _, moment, _ in items],  # as text: stored as written, compared as numbers
+            [link_token(detail) if kind == "clicked" else "" for _, kind, _, detail in items],
         ]
-        args: list[str | int] = [max(1, int(ttl_seconds * 1000)), "".join(lines)]
-        reply: bytes = await self._run("note_message_events", lambda: self._messages(keys=keys, args=args))
+        args: list[str | int | bytes] = [f"{self._prefix}m:", max(1, int(ttl_seconds * 1000)), orjson.dumps(columns)]
+        reply: bytes = await self._run("note_message_events", lambda: self._messages(args=args))
         states: list[MessageState] = []
         for answer in _split(reply, len(items)):
             delivered, count = answer.split(b"\t")

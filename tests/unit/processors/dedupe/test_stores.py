@@ -267,3 +267,20 @@ async def test_fingerprints_with_separators_are_refused(redis_url: str) -> None:
             await store.begin([("a", "x\ty", 60.0)], "p1", LEASE)
     finally:
         await store.close()
+
+
+async def test_ids_and_message_keys_may_hold_any_text(store: DedupeStore) -> None:
+    # Non-ASCII, separators of the Redis store's argument blobs, and a long id.
+    ids = ["é-ü-☃", "tab\there", "new\nline", "%09", "x" * 300, ""]
+    assert {c.status for c in await store.begin(entries(*ids), "p1", LEASE)} == {ClaimStatus.NEW}
+    await store.commit(entries(*ids), "p1")
+    assert {c.status for c in await store.begin(entries(*ids), "p2", LEASE)} == {ClaimStatus.DUPLICATE}
+    others = [f"{i}-other" for i in ids]
+    await store.begin(entries(*others), "p1", LEASE)
+    await store.release(others, "p1")
+    assert {c.status for c in await store.begin(entries(*others), "p2", LEASE)} == {ClaimStatus.NEW}
+    keys = [f"m\t{uuid.uuid4().hex}", f"m\n{uuid.uuid4().hex}é"]
+    answers = await store.note_message_events(
+        [(keys[0], "delivered", 50.25, ""), (keys[1], "clicked", 60.0, "a"), (keys[1], "clicked", 60.5, "b")], 3600
+    )
+    assert [(a.delivered_at, a.links_in_same_second) for a in answers] == [(50.25, 0), (None, 2), (None, 2)]
