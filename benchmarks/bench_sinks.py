@@ -94,11 +94,12 @@ async def drive(sink: Sink, events: list[dict[str, Any]], batch: int) -> float:
     return time.perf_counter() - started
 
 
-async def bench_postgres(dsn: str, events: list[dict[str, Any]], batch: int) -> dict[str, Any]:
+async def bench_postgres(dsn: str, events: list[dict[str, Any]], batch: int, parallelism: int) -> dict[str, Any]:
     import asyncpg  # type: ignore[import-untyped]
 
     schema = f"bench_{uuid.uuid4().hex[:8]}"
-    sink = PostgresSink(PostgresOptions.from_config(SinkConfig(name="bench", type="postgres", dsn=dsn, schema=schema)))  # type: ignore[call-arg]
+    config = SinkConfig(name="bench", type="postgres", dsn=dsn, schema=schema, write_parallelism=parallelism)  # type: ignore[call-arg]
+    sink = PostgresSink(PostgresOptions.from_config(config))
     await sink.start()
     try:
         await sink.write_batch(events[:10])  # partitions and pool warm; those 10 are then skipped
@@ -117,6 +118,7 @@ async def bench_postgres(dsn: str, events: list[dict[str, Any]], batch: int) -> 
         "events": len(events),
         "rows": rows,
         "batch": batch,
+        "write_parallelism": parallelism,
         "seconds": round(seconds, 3),
         "events_per_second": round(len(events) / seconds),
         "redelivered_events_per_second": round(batch * 4 / redeliver),
@@ -155,16 +157,19 @@ async def main() -> None:
     parser.add_argument("--events", type=int, default=200_000, help="events per run")
     parser.add_argument("--batch", type=int, default=5000, help="events per write_batch (the runner's batch)")
     parser.add_argument("--dsn", default="postgresql://postgres@127.0.0.1:5432/test", help="PostgreSQL to write to")
+    parser.add_argument("--pg-parallelism", type=int, default=4, help="the PostgreSQL sink's write_parallelism")
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--skip-files", action="store_true", help="measure the PostgreSQL sink only")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
     events = synthetic_events(args.events)
     size = sum(len(orjson.dumps(e)) for e in events[:1000]) / 1000
     results = []
     if not args.skip_postgres:
-        results.append(await bench_postgres(args.dsn, events, args.batch))
-    results.append(await bench_files("jsonl", events, args.batch))
-    results.append(await bench_files("parquet", events, args.batch))
+        results.append(await bench_postgres(args.dsn, events, args.batch, args.pg_parallelism))
+    if not args.skip_files:
+        results.append(await bench_files("jsonl", events, args.batch))
+        results.append(await bench_files("parquet", events, args.batch))
     print(f"{args.events} events, {size:.0f} bytes each as JSON, batches of {args.batch}")
     print(f"{'sink':<16} {'events/s':>10} {'seconds':>9}")
     for result in results:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -161,10 +162,9 @@ async def open_database(options: Any, init: Any = None) -> Any:
     )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Row:
-    index: int
-    month: tuple[int, int]
+    index: int  # into the batch given to write_batch
     values: tuple[Any, ...]
 
 
@@ -200,48 +200,31 @@ class PostgresSink(Sink):
         if self._pool is None:
             raise DestinationUnavailable("the sink is not started")
         poison: list[Poison] = []
-        rows: list[_Row] = []
+        # Only the times first: every month's partition must exist before a write holds a connection.
+        # The rest of each row is built while it streams into COPY (_stream_rows), so the backends
+        # already parse one part while this process builds the next.
+        times: list[tuple[int, datetime]] = []
         for index, event in enumerate(events):
             try:
-                rows.append(self._row(index, event))
-            except (KeyError, TypeError, ValueError, orjson.JSONEncodeError) as exc:
+                times.append((index, event_time(event)))
+            except (KeyError, TypeError, ValueError) as exc:
                 poison.append(Poison(index, "invalid_event", f"{type(exc).__name__}: {exc}"[:500]))
-        if not rows:
+        if not times:
             return BatchOutcome(poison=poison)
         try:
-            await self._ensure_partitions({row.month for row in rows})
-            parts = min(self.pg.write_parallelism, self.pg.pool_size, max(1, len(rows) // 500))
-            step = -(-len(rows) // parts)
+            await self._ensure_partitions({(time.year, time.month) for _, time in times})
+            parts = min(self.pg.write_parallelism, self.pg.pool_size, max(1, len(times) // 500))
+            step = -(-len(times) // parts)
             # Each part is its own transaction: a part that committed before another failed is simply
             # found again (ON CONFLICT DO NOTHING) when the runner retries the batch.
-            counts = await asyncio.gather(*(self._write(rows[i : i + step], poison) for i in range(0, len(rows), step)))
+            counts = await asyncio.gather(
+                *(self._write_part(events, times[i : i + step], poison) for i in range(0, len(times), step))
+            )
             inserted = sum(counts)
         except PG_UNAVAILABLE as exc:
             raise DestinationUnavailable(f"PostgreSQL unavailable: {exc!r}") from exc
         refused = len(poison)
         return BatchOutcome(written=inserted, skipped=len(events) - inserted - refused, poison=poison)
-
-    def _row(self, index: int, event: Event) -> _Row:
-        time = parse_instant(event["time"])
-        if time is None:
-            raise ValueError(f"time is not an ISO 8601 instant: {event['time']!r}")
-        time_utc = time.astimezone(UTC)
-        data = event.get("data") or {}
-        values = (
-            event["id"],
-            time,
-            event["type"],
-            event["source"],
-            event.get("subject"),
-            data.get("provider"),
-            data.get("source_id"),
-            data.get("provider_event_type"),
-            data.get("provider_event_id"),
-            parse_instant(data.get("occurred_at")),
-            parse_instant(data.get("received_at")),
-            orjson.dumps(event).decode(),
-        )
-        return _Row(index, (time_utc.year, time_utc.month), values)
 
     async def _ensure_partitions(self, months: set[tuple[int, int]]) -> None:
         missing = months - self._partitions
@@ -262,21 +245,76 @@ class PostgresSink(Sink):
                     await conn.execute(sql)
                 self._partitions.add((year, month))
 
-    async def _write(self, rows: list[_Row], poison: list[Poison]) -> int:
-        """Inserts ``rows``; returns how many were new. Refused rows are isolated by halving and added to poison."""
+    async def _write_part(self, events: list[Event], times: list[tuple[int, datetime]], poison: list[Poison]) -> int:
+        """Inserts the events at ``times``' indexes; returns how many were new."""
+        rows: list[_Row] = []
+        stream = _stream_rows(events, times, rows, poison)
         try:
-            return await self._copy(rows)
+            return await self._copy(stream)
         except PG_REFUSED as exc:
-            if len(rows) == 1:
-                poison.append(Poison(rows[0].index, "rejected_by_postgres", f"{type(exc).__name__}: {exc}"[:500]))
-                return 0
-            middle = len(rows) // 2
-            return await self._write(rows[:middle], poison) + await self._write(rows[middle:], poison)
+            for _ in stream:  # the rows not built yet when the COPY stopped
+                pass
+            return await self._isolate(rows, poison, exc)
 
-    async def _copy(self, rows: list[_Row]) -> int:
+    async def _write(self, rows: list[_Row], poison: list[Poison]) -> int:
+        try:
+            return await self._copy(row.values for row in rows)
+        except PG_REFUSED as exc:
+            return await self._isolate(rows, poison, exc)
+
+    async def _isolate(self, rows: list[_Row], poison: list[Poison], exc: BaseException) -> int:
+        """``rows`` were refused together: halved until each refused row is alone, then dead-lettered."""
+        if len(rows) == 1:
+            poison.append(Poison(rows[0].index, "rejected_by_postgres", f"{type(exc).__name__}: {exc}"[:500]))
+            return 0
+        middle = len(rows) // 2
+        return await self._write(rows[:middle], poison) + await self._write(rows[middle:], poison)
+
+    async def _copy(self, records: Iterable[tuple[Any, ...]]) -> int:
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.copy_records_to_table("events_staging", records=[row.values for row in rows], columns=COLUMNS)
+            await conn.copy_records_to_table("events_staging", records=records, columns=COLUMNS)
             status: str = await conn.execute(
                 f"INSERT INTO {self.table} SELECT * FROM events_staging ON CONFLICT DO NOTHING"
             )
         return int(status.rsplit(" ", 1)[-1])
+
+
+def event_time(event: Event) -> datetime:
+    """The event's ``time`` in UTC: the partition key, and part of the primary key."""
+    time = parse_instant(event["time"])
+    if time is None:
+        raise ValueError(f"time is not an ISO 8601 instant: {event['time']!r}")
+    return time.astimezone(UTC)
+
+
+def row_values(event: Event, time: datetime) -> tuple[Any, ...]:
+    """The event as a row of ``events``, in ``COLUMNS`` order."""
+    data = event.get("data") or {}
+    return (
+        event["id"],
+        time,
+        event["type"],
+        event["source"],
+        event.get("subject"),
+        data.get("provider"),
+        data.get("source_id"),
+        data.get("provider_event_type"),
+        data.get("provider_event_id"),
+        parse_instant(data.get("occurred_at")),
+        parse_instant(data.get("received_at")),
+        orjson.dumps(event).decode(),
+    )
+
+
+def _stream_rows(
+    events: list[Event], times: list[tuple[int, datetime]], rows: list[_Row], poison: list[Poison]
+) -> Iterator[tuple[Any, ...]]:
+    """Builds each row when COPY asks for it; keeps it in ``rows`` (to isolate a refused one), or poisons its event."""
+    for index, time in times:
+        try:
+            row = _Row(index, row_values(events[index], time))
+        except (KeyError, TypeError, ValueError, orjson.JSONEncodeError) as exc:
+            poison.append(Poison(index, "invalid_event", f"{type(exc).__name__}: {exc}"[:500]))
+            continue
+        rows.append(row)
+        yield row.values

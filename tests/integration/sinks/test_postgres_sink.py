@@ -39,7 +39,7 @@ async def test_migrate_is_versioned_and_idempotent(postgres_dsn: str, pg_schema:
     conn = await asyncpg.connect(postgres_dsn)
     try:
         versions = [r["version"] for r in await conn.fetch(f'SELECT version FROM "{pg_schema}".schema_migrations')]
-        assert versions == ["0001_events", "0002_suppressions"]
+        assert versions == ["0001_events", "0002_suppressions", "0003_events_cheaper_writes"]
         kind = await conn.fetchval(
             "SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = $1 AND c.relname = 'events'",
