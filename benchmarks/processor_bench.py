@@ -1,32 +1,46 @@
 """The processor without Kafka: ``Pipeline.run`` on in-memory raw records of the realistic mix.
 
-    python -m benchmarks.processor_bench --events N --seconds S --out F [--profile P]
+    python -m benchmarks.processor_bench --events N --seconds S --out F [--profile P] [--stages redis]
 
 Runs with the service's GC tuning (espwire.runtime.tune_gc), in batches of the consumer's size, and
 breaks the time down by stage: envelope (header JSON -> Envelope), adapt (body parse + mapping),
 serialise (orjson + CloudEvents headers). A cProfile of one pass goes to ``--profile``.
+
+``--stages redis``: the pipeline as ``espwire process`` builds it with Redis dedupe and every enricher
+(``--redis-url``, keys under a fresh ``bench:`` prefix per pass that expire within minutes), each batch
+confirmed after it as the consumer does once the acks are in; the breakdown then also has dedupe
+(claim and confirm) and each enricher.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import io
 import pstats
 import resource
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
+import redis
 
 from benchmarks.loadgen import LoadGen, describe
+from espwire.config import DedupeConfig, EnrichConfig, KafkaConfig, Settings
 from espwire.envelope import Envelope
 from espwire.runtime import tune_gc
 from espwire.topics import Topics
 from processors.pipeline import Pipeline, serialise_event
+from processors.stages import build_stages
+
+if TYPE_CHECKING:
+    from processors.deduplicate import Deduplicator
+    from processors.stages import EnrichmentStage
 
 
 @dataclass(slots=True)
@@ -49,6 +63,83 @@ def batches(records: list[Record], batch_records: int) -> list[list[Record]]:
     return [records[i : i + batch_records] for i in range(0, len(records), batch_records)]
 
 
+async def build_pipeline(stages: str, redis_url: str) -> tuple[Pipeline, list[Any]]:
+    """The pipeline to measure, and what to close after it."""
+    if not stages:
+        return Pipeline(Topics("bench")), []
+    settings = Settings(
+        kafka=KafkaConfig(topic_prefix="bench"),
+        # A fresh prefix each time, so every id is new; a short window, so the keys go by themselves.
+        dedupe=DedupeConfig(
+            store="redis", redis_url=redis_url, key_prefix=f"bench:{time.time_ns()}:", window_hours=0.1
+        ),
+        enrich=EnrichConfig(bot_click_state_hours=0.1),
+    )
+    # The bootstrap is only used to search the events topic for claims in doubt: none here.
+    return await build_stages(settings, "127.0.0.1:9")
+
+
+async def close_all(closeables: list[Any]) -> None:
+    for closeable in closeables:
+        await closeable.close()
+
+
+async def run_pass(pipeline: Pipeline, groups: list[list[Record]]) -> tuple[int, int]:
+    """One pass over every batch as the consumer runs it: run, then (the acks being in) confirm."""
+    events = dead = 0
+    for group in groups:
+        result = await pipeline.run(group)
+        if pipeline.dedupe is not None:
+            await pipeline.dedupe.confirm(result.events)
+        events += len(result.events)
+        dead += result.dead_letters
+    return events, dead
+
+
+def redis_cpu_seconds(redis_url: str) -> float:
+    """The Redis server's own CPU so far (it runs on the same cores as the processor)."""
+    info = redis.Redis.from_url(redis_url).info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+async def stage_breakdown(pipeline: Pipeline, groups: list[list[Record]]) -> dict[str, dict[str, float]]:
+    """Per adapted event, for each stage of one pass as Pipeline.run orders them: wall and CPU
+    microseconds (wall - CPU is mostly the wait for Redis)."""
+    wall: dict[str, float] = {}
+    cpu: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def timed(stage: str) -> Iterator[None]:
+        w, c = time.perf_counter(), time.process_time()
+        yield
+        wall[stage] = wall.get(stage, 0.0) + time.perf_counter() - w
+        cpu[stage] = cpu.get(stage, 0.0) + time.process_time() - c
+
+    adapted = 0
+    dedupe = cast("Deduplicator | None", pipeline.dedupe)
+    enrich = cast("EnrichmentStage | None", pipeline.enrich)
+    for group in groups:
+        with timed("adapt"):
+            events, _ = pipeline.adapt(group)
+        adapted += len(events)
+        if dedupe is not None:
+            with timed("dedupe_claim"):
+                events, _ = await dedupe.filter(events)
+        for enricher in enrich.enrichers if enrich is not None else ():
+            with timed(f"enrich_{enricher.name}"):
+                await enricher.enrich_batch(events)  # type: ignore[arg-type]
+        with timed("serialise"):
+            for event in events:
+                serialise_event("bench.events", event)
+        if dedupe is not None:
+            with timed("dedupe_confirm"):
+                await dedupe.confirm(events)
+    return {
+        stage: {"wall_us": round(wall[stage] / adapted * 1e6, 3), "cpu_us": round(cpu[stage] / adapted * 1e6, 3)}
+        for stage in wall
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=60_000)
@@ -56,24 +147,31 @@ def main() -> None:
     parser.add_argument("--batch-records", type=int, default=200)
     parser.add_argument("--out", required=True)
     parser.add_argument("--profile", default="")
+    parser.add_argument("--stages", choices=["", "redis"], default="")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     args = parser.parse_args()
 
     records, mix = build_records(args.events)
-    pipeline = Pipeline(Topics("bench"))
+    loop = asyncio.new_event_loop()
+    # Built once before timing: loads the GeoIP database and the tables every later pipeline shares.
+    pipeline, closeables = loop.run_until_complete(build_pipeline(args.stages, args.redis_url))
     tune_gc()
     groups = batches(records, args.batch_records)
-    loop = asyncio.new_event_loop()
 
-    # Whole pipeline, repeated passes until the time is up.
+    # Whole pipeline, repeated passes until the time is up (each pass with new ids for dedupe).
     events_out = dead = passes = 0
-    cpu0, t0 = _cpu(), time.perf_counter()
-    while time.perf_counter() - t0 < args.seconds or passes == 0:
-        for group in groups:
-            result = loop.run_until_complete(pipeline.run(group))
-            events_out += len(result.events)
-            dead += result.dead_letters
+    elapsed = cpu = 0.0
+    while elapsed < args.seconds or passes == 0:
+        if passes:
+            loop.run_until_complete(close_all(closeables))
+            pipeline, closeables = loop.run_until_complete(build_pipeline(args.stages, args.redis_url))
+        cpu0, t0 = _cpu(), time.perf_counter()
+        n, d = loop.run_until_complete(run_pass(pipeline, groups))
+        elapsed += time.perf_counter() - t0
+        cpu += _cpu() - cpu0
+        events_out += n
+        dead += d
         passes += 1
-    elapsed, cpu = time.perf_counter() - t0, _cpu() - cpu0
 
     # Stage breakdown on one pass.
     t = time.perf_counter()
@@ -89,28 +187,37 @@ def main() -> None:
         serialise_event("bench.events", event)
     t_serialise = time.perf_counter() - t
     n = len(adapted)
-    stage_us = {
+    stage_us: dict[str, Any] = {
         "envelope": round(t_envelope / n * 1e6, 3),
         "adapt": round(t_adapt / n * 1e6, 3),
         "serialise": round(t_serialise / n * 1e6, 3),
     }
+    if args.stages:
+        loop.run_until_complete(close_all(closeables))
+        pipeline, closeables = loop.run_until_complete(build_pipeline(args.stages, args.redis_url))
+        redis_before = redis_cpu_seconds(args.redis_url)
+        stage_us = loop.run_until_complete(stage_breakdown(pipeline, groups))
+        stage_us["redis_server_cpu_us"] = round((redis_cpu_seconds(args.redis_url) - redis_before) / n * 1e6, 3)
 
     top = ""
     if args.profile:
+        loop.run_until_complete(close_all(closeables))
+        pipeline, closeables = loop.run_until_complete(build_pipeline(args.stages, args.redis_url))
         profiler = cProfile.Profile()
         profiler.enable()
-        for group in groups:
-            loop.run_until_complete(pipeline.run(group))
+        loop.run_until_complete(run_pass(pipeline, groups))
         profiler.disable()
         buf = io.StringIO()
         stats = pstats.Stats(profiler, stream=buf)
-        stats.sort_stats("tottime").print_stats(25)
-        stats.sort_stats("cumulative").print_stats(25)
+        stats.sort_stats("tottime").print_stats(40)
+        stats.sort_stats("cumulative").print_stats(40)
         Path(args.profile).write_text(buf.getvalue())
         top = buf.getvalue()
+    loop.run_until_complete(close_all(closeables))
     loop.close()
 
     out: dict[str, Any] = {
+        "stages": args.stages or "none",
         "mix": mix,
         "records_per_pass": len(records),
         "events_per_pass": n,

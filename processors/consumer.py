@@ -14,18 +14,18 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from espwire.config import Settings
+from espwire.event import CanonicalEvent
 from espwire.failpoints import failpoint
 from espwire.kafka_batches import BatchPublisher
 from espwire.topics import Topics, ensure_topics
 from processors import metrics
-from processors.pipeline import BatchResult, Pipeline
+from processors.pipeline import Outgoing, Pipeline
 from processors.stages import build_stages
 
 log = logging.getLogger("espwire.processor")
@@ -69,32 +69,32 @@ async def run_processor(
     await consumer.start()
     log.info("processor started", extra={"group": conf.group_id, "topic": topics.raw})
     publisher = BatchPublisher(producer)
-    # Batches whose records are handed to the producer but not yet acknowledged, oldest first. While
-    # they are in flight the next batch is fetched and adapted, so CPU work and broker round trips
-    # overlap; offsets are still committed strictly in order, each only after its batch's acks.
-    in_flight: deque[InFlight] = deque()
+    # Slices adapted but not yet committed, oldest first. While the next slice is fetched and adapted,
+    # the earlier ones go their way (dedupe and enrichment round trips, hand-over to the producer, acks,
+    # dedupe confirm, offset commit), each step in slice order: see SliceFlow.
+    in_flight: deque[SliceFlow] = deque()
     try:
         while not stop.is_set():
             batch = await consumer.getmany(timeout_ms=conf.max_batch_wait_ms, max_records=conf.max_batch_records)
-            while in_flight and (in_flight[0].acked.done() or len(in_flight) >= conf.max_in_flight_batches):
-                await _finish(consumer, pipeline, in_flight.popleft())
+            while in_flight and in_flight[0].done.done():
+                await in_flight.popleft().done  # raises what failed in it
             # One fetch can hold thousands of SparkPost batches: work in slices of a bounded size, so
-            # adapting one slice overlaps with the acks of the previous and memory stays flat.
+            # adapting one slice overlaps with the round trips of the previous ones and memory stays flat.
             for records, offsets in slices(batch, conf.max_batch_bytes):
                 while len(in_flight) >= conf.max_in_flight_batches:
-                    await _finish(consumer, pipeline, in_flight.popleft())
+                    await in_flight.popleft().done
                 started = time.perf_counter()
-                result = await pipeline.run(records)
-                try:
-                    acked = await publisher.send(result.outgoing)
-                except BaseException:
-                    if pipeline.dedupe is not None:
-                        await pipeline.dedupe.abandon(result.events)
-                    raise
-                in_flight.append(InFlight(acked, result, offsets, started))
+                events, dead = await adapt_in_steps(pipeline, records)
+                previous = in_flight[-1] if in_flight else None
+                in_flight.append(SliceFlow(consumer, pipeline, publisher, events, dead, offsets, started, previous))
         while in_flight:
-            await _finish(consumer, pipeline, in_flight.popleft())
+            await in_flight.popleft().done
     finally:
+        # Stopping on an error: what is not committed is redelivered to the next owner (dedupe drops
+        # what was already published).
+        for flow in in_flight:
+            flow.done.cancel()
+        await asyncio.gather(*(flow.done for flow in in_flight), return_exceptions=True)
         with contextlib.suppress(KafkaError):
             await consumer.stop()
         await producer.stop()
@@ -103,6 +103,26 @@ async def run_processor(
             if close is not None:
                 await close()
         log.info("processor stopped")
+
+
+async def adapt_in_steps(
+    pipeline: Pipeline, records: list[Any], step_bytes: int = 64 * 1024
+) -> tuple[list[CanonicalEvent], list[Outgoing]]:
+    """``pipeline.adapt`` on the slice a few dozen records at a time, letting the event loop run in
+    between, so the earlier slices' store replies and acks are handled while this one is adapted."""
+    events: list[CanonicalEvent] = []
+    dead: list[Outgoing] = []
+    start = size = 0
+    for index, record in enumerate(records, 1):
+        size += len(record.value or b"")
+        if size >= step_bytes or index == len(records):
+            adapted, failed = pipeline.adapt(records[start:index])
+            events += adapted
+            dead += failed
+            start, size = index, 0
+            if index < len(records):
+                await asyncio.sleep(0)
+    return events, dead
 
 
 def slices(
@@ -125,33 +145,78 @@ def slices(
         yield records, offsets
 
 
-@dataclass(slots=True)
-class InFlight:
-    acked: asyncio.Future[Any]
-    result: BatchResult
-    offsets: dict[TopicPartition, int]
-    started: float
+class SliceFlow:
+    """One adapted slice's way to its offset commit, as a task: dedupe, enrich and serialise, hand the
+    records to the producer, wait for their acks (acks=all), confirm the ids in the dedupe store, commit.
 
+    Ordering, with the slice before it: its stages start only once that slice's records are handed
+    over (one recipient's events keep their order on the topic, and dedupe sees every id claimed
+    before); its confirm and commit only once that slice is committed (offsets move in order, each
+    only after every earlier record was acknowledged and recorded).
+    """
 
-async def _finish(consumer: AIOKafkaConsumer, pipeline: Pipeline, batch: InFlight) -> None:
-    """Waits for a batch's acks, records its ids as published, then commits its offsets."""
-    try:
-        await batch.acked
-    except BaseException:
+    def __init__(
+        self,
+        consumer: AIOKafkaConsumer,
+        pipeline: Pipeline,
+        publisher: BatchPublisher,
+        events: list[CanonicalEvent],
+        dead: list[Outgoing],
+        offsets: dict[TopicPartition, int],
+        started: float,
+        previous: SliceFlow | None,
+    ) -> None:
+        self.offsets = offsets
+        # True once the records are with the producer; False if the slice failed before that.
+        self.handed_over: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self.done: asyncio.Task[None] = asyncio.create_task(
+            self._run(consumer, pipeline, publisher, events, dead, started, previous)
+        )
+
+    async def _run(
+        self,
+        consumer: AIOKafkaConsumer,
+        pipeline: Pipeline,
+        publisher: BatchPublisher,
+        events: list[CanonicalEvent],
+        dead: list[Outgoing],
+        started: float,
+        previous: SliceFlow | None,
+    ) -> None:
+        try:
+            # shield: cancelling this slice must not cancel what the previous one awaits or is.
+            if previous is not None and not await asyncio.shield(previous.handed_over):
+                raise RuntimeError("an earlier slice failed")
+            result = await pipeline.stages(events, dead)
+            try:
+                acked = await publisher.send(result.outgoing)
+            except BaseException:
+                if pipeline.dedupe is not None:
+                    await pipeline.dedupe.abandon(result.events)
+                raise
+        except BaseException:
+            self.handed_over.set_result(False)
+            raise
+        self.handed_over.set_result(True)
+        try:
+            await acked
+        except BaseException:
+            if pipeline.dedupe is not None:
+                await pipeline.dedupe.abandon(result.events)
+            raise
+        if previous is not None:
+            await asyncio.shield(previous.done)
+        failpoint("processor.after_publish")
         if pipeline.dedupe is not None:
-            await pipeline.dedupe.abandon(batch.result.events)
-        raise
-    failpoint("processor.after_publish")
-    if pipeline.dedupe is not None:
-        await pipeline.dedupe.confirm(batch.result.events)
-    failpoint("processor.after_confirm")
-    try:
-        await consumer.commit(batch.offsets)
-    except CommitFailedError as exc:
-        # Partitions moved to another member mid-batch: it re-reads them, dedupe drops the repeats.
-        log.warning("commit failed after a rebalance", extra={"error": repr(exc)})
-    metrics.BATCH_SECONDS.observe(time.perf_counter() - batch.started)
-    _record_lag(consumer, batch.offsets)
+            await pipeline.dedupe.confirm(result.events)
+        failpoint("processor.after_confirm")
+        try:
+            await consumer.commit(self.offsets)
+        except CommitFailedError as exc:
+            # Partitions moved to another member mid-batch: it re-reads them, dedupe drops the repeats.
+            log.warning("commit failed after a rebalance", extra={"error": repr(exc)})
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        _record_lag(consumer, self.offsets)
 
 
 def _record_lag(consumer: AIOKafkaConsumer, next_offsets: dict[TopicPartition, int]) -> None:

@@ -111,13 +111,21 @@ class Deduplicator:
     published_check: PublishedCheck | None = None
     owner: str = field(default_factory=lambda: uuid.uuid4().hex)
     store_ok: bool = True
-    _claimed: dict[str, ClaimEntry] = field(default_factory=dict)
+    _claimed: dict[str, ClaimEntry] = field(default_factory=dict)  # ours, published or about to be, not yet done
+    _filtering: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def _entry(self, event: CanonicalEvent) -> ClaimEntry:
         window = self.source_windows.get(event["data"]["source_id"], self.window_seconds)
         return (event["id"], content_fingerprint(event), window)
 
     async def filter(
+        self, events: list[CanonicalEvent]
+    ) -> tuple[list[CanonicalEvent], list[tuple[CanonicalEvent, str]]]:
+        # One batch at a time: each must see the ids the previous one claimed.
+        async with self._filtering:
+            return await self._filter(events)
+
+    async def _filter(
         self, events: list[CanonicalEvent]
     ) -> tuple[list[CanonicalEvent], list[tuple[CanonicalEvent, str]]]:
         conflicts: list[tuple[CanonicalEvent, str]] = []
@@ -187,9 +195,13 @@ class Deduplicator:
         return [event for event_id, (event, _, _) in in_doubt.items() if event_id not in found]
 
     async def confirm(self, events: list[CanonicalEvent]) -> None:
-        entries = [entry for event in events if (entry := self._claimed.pop(event["id"], None)) is not None]
+        entries = [entry for event in events if (entry := self._claimed.get(event["id"])) is not None]
         if entries:
             await self._commit(entries)
+        # Only now: while the commit is on its way, a later batch being filtered must still find these
+        # ids in flight, since the store would answer our own pending claim with NEW.
+        for entry in entries:
+            self._claimed.pop(entry[0], None)
 
     async def abandon(self, events: Sequence[CanonicalEvent]) -> None:
         """The batch failed before its publish was acknowledged: give the claims back."""

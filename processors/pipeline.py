@@ -156,6 +156,10 @@ class Pipeline:
 
     async def run(self, records: Iterable[RawRecord]) -> BatchResult:
         events, dead = self.adapt(records)
+        return await self.stages(events, dead)
+
+    async def stages(self, events: list[CanonicalEvent], dead: list[Outgoing]) -> BatchResult:
+        """Everything after adapting: dedupe, enrich, serialise (``run`` = ``adapt`` + this)."""
         result = BatchResult(outgoing=dead, dead_letters=len(dead))
         if self.dedupe is not None and events:
             events, conflicts = await self.dedupe.filter(events)

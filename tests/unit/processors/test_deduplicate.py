@@ -1,0 +1,58 @@
+"""The dedupe stage against a real Redis: what the consumer relies on when slices overlap."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any, cast
+
+import pytest
+import redis.asyncio as aioredis
+
+from espwire.event import CanonicalEvent
+from processors.dedupe import RedisDedupeStore
+from processors.deduplicate import Deduplicator
+
+
+def _event(n: int) -> CanonicalEvent:
+    raw = {"msys": {"message_event": {"type": "delivery", "event_id": str(n)}}}
+    data: dict[str, Any] = {"provider": "sparkpost", "source_id": "sp", "provider_event_id": str(n), "raw": raw}
+    return cast(CanonicalEvent, {"id": f"evt-{n}", "type": "email.delivered", "data": data})
+
+
+@pytest.fixture
+async def dedupe(redis_url: str) -> AsyncIterator[Deduplicator]:
+    prefix = f"test:{uuid.uuid4().hex}:"
+    store = RedisDedupeStore.from_url(redis_url, prefix)
+    try:
+        yield Deduplicator(store, window_seconds=600.0)
+    finally:
+        await store.close()
+        client = aioredis.Redis.from_url(redis_url)
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=10_000)]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+
+async def test_a_batch_filtered_while_the_previous_one_is_confirmed_drops_its_ids(dedupe: Deduplicator) -> None:
+    first = [_event(n) for n in range(200)]
+    kept, _ = await dedupe.filter(first)
+    assert len(kept) == 200
+    # The next slice is filtered while this one's commit is on its way to the store: our own pending
+    # claims would answer NEW there, so the ids must still count as in flight until the commit is done.
+    redelivered = [_event(n) for n in range(200)] + [_event(1000)]
+    _, (kept_again, conflicts) = await asyncio.gather(dedupe.confirm(kept), dedupe.filter(redelivered))
+    assert [e["id"] for e in kept_again] == ["evt-1000"]
+    assert conflicts == []
+    # And once confirmed, the store itself answers: duplicates.
+    await dedupe.confirm(kept_again)
+    kept_later, _ = await dedupe.filter([_event(5), _event(1000), _event(2000)])
+    assert [e["id"] for e in kept_later] == ["evt-2000"]
+
+
+async def test_overlapping_filters_see_each_others_claims(dedupe: Deduplicator) -> None:
+    batch = [_event(n) for n in range(300)]
+    (one, _), (two, _) = await asyncio.gather(dedupe.filter(batch), dedupe.filter(list(reversed(batch))))
+    assert len(one) + len(two) == 300
