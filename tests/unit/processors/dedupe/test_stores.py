@@ -284,3 +284,26 @@ async def test_ids_and_message_keys_may_hold_any_text(store: DedupeStore) -> Non
         [(keys[0], "delivered", 50.25, ""), (keys[1], "clicked", 60.0, "a"), (keys[1], "clicked", 60.5, "b")], 3600
     )
     assert [(a.delivered_at, a.links_in_same_second) for a in answers] == [(50.25, 0), (None, 2), (None, 2)]
+
+
+async def test_message_events_in_any_order_within_a_batch(store: DedupeStore) -> None:
+    key = f"m-{uuid.uuid4().hex}"
+    answers = await store.note_message_events(
+        [
+            (key, "clicked", 1005.0, "https://a.example/1"),
+            (key, "delivered", 1001.0, ""),
+            (key, "delivered", 1000.0, ""),
+            (key, "clicked", 1005.5, "https://a.example/2"),
+            (key, "delivered", 1002.0, ""),
+        ],
+        3600,
+    )
+    assert [(a.delivered_at, a.links_in_same_second) for a in answers] == [
+        (1000.0, 2),
+        (1000.0, 0),
+        (1000.0, 0),
+        (1000.0, 2),
+        (1000.0, 0),
+    ]
+    later = await store.note_message_events([(key, "delivered", 999.5, ""), (key, "clicked", 1005.2, "x")], 3600)
+    assert [(a.delivered_at, a.links_in_same_second) for a in later] == [(999.5, 0), (999.5, 3)]
