@@ -11,7 +11,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import orjson
 
@@ -25,8 +25,9 @@ from processors.dead_letter import dead_letter_headers
 log = logging.getLogger("espwire.processor")
 
 
-@dataclass(frozen=True, slots=True)
-class Outgoing:
+class Outgoing(NamedTuple):
+    """One record to publish. A named tuple: built once per event, it costs half a frozen dataclass."""
+
     topic: str
     key: bytes | None
     value: bytes

@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 
 class ClaimStatus(StrEnum):
@@ -34,9 +34,9 @@ class Claim:
 MessageEventKind = Literal["delivered", "clicked"]
 
 
-@dataclass(frozen=True, slots=True)
-class MessageState:
-    """What the bot-click rules need about one message, after the whole batch was recorded."""
+class MessageState(NamedTuple):
+    """What the bot-click rules need about one message, after the whole batch was recorded (a named
+    tuple: one is built per delivery and click, at half the cost of a frozen dataclass)."""
 
     delivered_at: float | None  # earliest delivery seen, epoch seconds
     # For a click: distinct links of this message clicked in the same whole second as it (itself included).
