@@ -6,6 +6,8 @@ request travels as one JSON header (``espwire-envelope``), so nothing ever re-en
 
 from __future__ import annotations
 
+import itertools
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,8 +16,19 @@ import orjson
 ENVELOPE_HEADER = "espwire-envelope"
 ENVELOPE_VERSION = 1
 
+# Request ids: a random 64-bit prefix drawn once per process, then a counter from a random start.
+# Unique within a process by construction and across processes and machines by the prefix
+# (the birthday bound of 2^32 processes), at no system call per request (os.urandom was 3% of
+# the gateway's time). 32 hex digits, as before.
+_ID_PREFIX = os.urandom(8).hex()
+_id_counter = itertools.count(int.from_bytes(os.urandom(8)) >> 1)
 
-@dataclass(frozen=True, slots=True)
+
+def new_request_id() -> str:
+    return f"{_ID_PREFIX}{next(_id_counter) & 0xFFFF_FFFF_FFFF_FFFF:016x}"
+
+
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs five times as much
 class Envelope:
     source_id: str
     provider: str

@@ -43,15 +43,25 @@ def build_app(settings: Settings, publisher: RawPublisher) -> web.Application:
     app.router.add_route("*", "/hooks/{source_id}", hooks.handle)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz_handler(publisher))
-    app.router.add_get("/metrics", metrics_handler)
+    app.router.add_get("/metrics", metrics_handler(hooks.tally))
     if settings.gateway.admin_token is not None:
         from ingest_gateway.admin import add_admin_routes
 
         add_admin_routes(app, settings)  # /api/suppressions, token protected
 
+    async def flush_tally_every_second() -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            hooks.tally.flush()
+
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await publisher.start()
+        flusher = asyncio.get_running_loop().create_task(flush_tally_every_second(), name="metrics-tally")
         yield
+        flusher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await flusher
+        hooks.tally.flush()
         await publisher.stop()
 
     app.cleanup_ctx.append(lifecycle)

@@ -33,13 +33,22 @@ def content_encoding(request: web.Request) -> str:
     return encoding
 
 
-async def read_body(request: web.Request, max_bytes: int) -> bytes:
-    """The body as sent on the wire, refusing (413) as soon as it is over ``max_bytes``."""
+async def read_body(request: web.Request, max_bytes: int, timeout: float) -> bytes:
+    """The body as sent on the wire, refusing (413) as soon as it is over ``max_bytes``; a client that
+    takes longer than ``timeout`` to send it gets TimeoutError (the caller answers 408)."""
     declared = request.content_length
     if declared is not None and declared > max_bytes:
         raise RequestRefused(413, f"body of {declared} bytes is over the {max_bytes}-byte limit")
     if declared == 0:
         return b""
+    if request.content.is_eof():
+        # The whole body came with the headers (the usual webhook): nothing to wait for, no timer.
+        return await _read(request, declared, max_bytes)
+    async with asyncio.timeout(timeout):
+        return await _read(request, declared, max_bytes)
+
+
+async def _read(request: web.Request, declared: int | None, max_bytes: int) -> bytes:
     if declared is not None:
         try:
             return await request.content.readexactly(declared)  # the common case: one await

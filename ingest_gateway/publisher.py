@@ -17,6 +17,7 @@ from aiokafka.errors import KafkaError
 
 from espwire.envelope import Envelope
 from ingest_gateway import metrics
+from ingest_gateway.group_commit import GroupCommitProducer
 from ingest_gateway.spool import Spool
 
 log = logging.getLogger("espwire.gateway.publisher")
@@ -44,6 +45,7 @@ class RawPublisher:
         self.client_id = client_id
         self.probe_interval = probe_interval
         self._producer: AIOKafkaProducer | None = None
+        self._group_commit: GroupCommitProducer | None = None
         self._kafka_up = False
         self._was_up = False  # "kafka is back" only after it was gone, not at start-up
         self._supervisor: asyncio.Task[None] | None = None
@@ -68,6 +70,8 @@ class RawPublisher:
             self._supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._supervisor
+        if self._group_commit is not None:
+            await self._group_commit.close()
         if self._producer is not None:
             with contextlib.suppress(Exception):
                 await self._producer.stop()
@@ -82,6 +86,7 @@ class RawPublisher:
             linger_ms=self.linger_ms,
             compression_type=self.compression,
             max_request_size=16 * 1024 * 1024,
+            max_batch_size=1024 * 1024,  # one group commit of many 1 KB requests in one batch
             request_timeout_ms=max(5000, int(self.ack_timeout * 3000)),
             retry_backoff_ms=100,
         )
@@ -94,6 +99,7 @@ class RawPublisher:
             self._set_up(False)
             return False
         self._producer = producer
+        self._group_commit = GroupCommitProducer(producer, self.topic, ack_timeout=self.ack_timeout)
         self._set_up(True)
         return True
 
@@ -104,19 +110,12 @@ class RawPublisher:
         self._kafka_up = up
         metrics.KAFKA_UP.set(1 if up else 0)
 
-    async def _send(self, envelope: Envelope) -> None:
-        assert self._producer is not None
-        future = await self._producer.send(
-            self.topic, envelope.body, key=envelope.key, headers=envelope.kafka_headers()
-        )
-        await asyncio.shield(future)
-
     async def persist(self, envelope: Envelope) -> Literal["kafka", "spool"]:
         """Durable when it returns; raises SpoolFull when neither Kafka nor the spool can take it."""
-        if self._kafka_up and self._producer is not None:
+        if self._kafka_up and self._group_commit is not None:
             try:
-                async with asyncio.timeout(self.ack_timeout):  # cheaper than wait_for: no extra task
-                    await self._send(envelope)
+                # Bounded by ack_timeout inside the group commit: one timer per round trip, not per request.
+                await self._group_commit.send(envelope.key, envelope.body, envelope.kafka_headers())
                 return "kafka"
             except (KafkaError, TimeoutError) as exc:
                 metrics.PRODUCER_ERRORS.inc()

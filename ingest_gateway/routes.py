@@ -7,7 +7,6 @@ the processors dead-letter what they cannot parse.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import time
@@ -15,11 +14,12 @@ from collections.abc import Awaitable, Callable, Mapping
 
 import orjson
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest, multiprocess
+from multidict import CIMultiDict, CIMultiDictProxy
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 
 from espwire.clock import utc_now
 from espwire.config import Settings, SourceConfig
-from espwire.envelope import Envelope
+from espwire.envelope import Envelope, new_request_id
 from ingest_gateway import auth, limits, metrics
 from ingest_gateway.publisher import RawPublisher
 from ingest_gateway.spool import SpoolFull
@@ -36,6 +36,7 @@ _KEPT_HEADERS = (
     "x-request-id",
 )
 _RETRY_AFTER_SECONDS = "30"
+_JSON_HEADERS = CIMultiDictProxy(CIMultiDict({"Content-Type": "application/json"}))  # copied by each response
 
 
 def _json(status: int, body: Mapping[str, object], headers: dict[str, str] | None = None) -> web.Response:
@@ -48,30 +49,27 @@ class HookHandler:
         self.publisher = publisher
         self.gateway = settings.gateway
         self._sources = {s.id: s for s in settings.sources}
-        self._credential_headers = {s.id: auth.credential_header_names(s) for s in settings.sources}
-        self._counters: dict[tuple[str, int], Counter] = {}
-        self._bytes = {s.id: metrics.REQUEST_BYTES.labels(s.id, s.provider) for s in settings.sources}
+        self._authenticators = {s.id: auth.Authenticator(s) for s in settings.sources}
+        # The request headers kept in each source's envelopes: never one that carries its secrets.
+        self._kept_headers = {
+            s.id: tuple(name for name in _KEPT_HEADERS if name not in auth.credential_header_names(s))
+            for s in settings.sources
+        }
+        self.tally = metrics.RequestTally({s.id: s.provider for s in settings.sources})
         self._ack_latency = {path: metrics.ACK_LATENCY.labels(path) for path in ("kafka", "spool")}
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         source = self._sources.get(request.match_info["source_id"])
         if source is None:
             return _json(404, {"error": "unknown source"})
-        metrics.IN_FLIGHT.inc()
+        tally = self.tally
+        tally.in_flight += 1
         try:
             response = await self._handle_source(request, source)
         finally:
-            metrics.IN_FLIGHT.dec()
-        self._requests_counter(source, response.status).inc()
+            tally.in_flight -= 1
+        tally.answered(source.id, response.status)
         return response
-
-    def _requests_counter(self, source: SourceConfig, status: int) -> Counter:
-        # labels() costs a lock and a dict lookup on a tuple each time: keep the children.
-        key = (source.id, status)
-        counter = self._counters.get(key)
-        if counter is None:
-            counter = self._counters[key] = metrics.REQUESTS.labels(source.id, source.provider, str(status))
-        return counter
 
     async def _handle_source(self, request: web.Request, source: SourceConfig) -> web.StreamResponse:
         started = time.perf_counter()
@@ -79,7 +77,8 @@ class HookHandler:
             return _json(405, {"error": f"method {request.method} not allowed"}, {"Allow": ", ".join(HOOK_METHODS)})
         address = limits.client_address(request, self.gateway.trusted_proxies)
         # The allow-list is Pure360's only credential, so failing it is a 401 like a bad secret.
-        if not limits.address_allowed(address, source.allow_ips) or not auth.authenticate(source, request.headers):
+        allowed = limits.address_allowed(address, source.allow_ips)
+        if not allowed or not self._authenticators[source.id](request.headers):
             challenge = auth.challenge(source)
             log.info("refused: bad credentials", extra={"source": source.id, "remote": address})
             return _json(401, {"error": "unauthorized"}, {"WWW-Authenticate": challenge} if challenge else None)
@@ -90,8 +89,7 @@ class HookHandler:
         max_bytes = source.max_body_bytes or self.gateway.max_body_bytes
         try:
             encoding = limits.content_encoding(request)
-            async with asyncio.timeout(self.gateway.read_timeout_seconds):
-                wire = await limits.read_body(request, max_bytes)
+            wire = await limits.read_body(request, max_bytes, self.gateway.read_timeout_seconds)
             body = limits.decode_body(wire, encoding, self.gateway.max_decompressed_bytes)
         except limits.RequestRefused as refused:
             log.info("refused", extra={"source": source.id, "status": refused.status, "reason": refused.reason})
@@ -108,21 +106,18 @@ class HookHandler:
             log.exception("could not store request", extra={"source": source.id, "error": repr(exc)})
             return _json(503, {"error": "temporarily unable to store"}, {"Retry-After": _RETRY_AFTER_SECONDS})
         self._ack_latency[path].observe(time.perf_counter() - started)
-        self._bytes[source.id].inc(len(body))
-        return _json(200, {"status": "accepted", "request_id": envelope.request_id})
+        self.tally.accepted(source.id, len(body))
+        accepted = b'{"status":"accepted","request_id":"%s"}' % envelope.request_id.encode()
+        return web.Response(body=accepted, headers=_JSON_HEADERS)
 
     def _envelope(self, request: web.Request, source: SourceConfig, body: bytes, address: str | None) -> Envelope:
-        secret_names = self._credential_headers[source.id]
-        headers = {
-            name: value
-            for name in _KEPT_HEADERS
-            if name not in secret_names and (value := request.headers.get(name)) is not None
-        }
+        given = request.headers
+        headers = {name: value for name in self._kept_headers[source.id] if (value := given.get(name)) is not None}
         options = {"timezone": source.timezone} if source.timezone != "UTC" else {}
         return Envelope(
             source_id=source.id,
             provider=source.provider,
-            request_id=os.urandom(16).hex(),  # a random 128-bit id, like uuid4 without the object
+            request_id=new_request_id(),
             received_at=utc_now(),
             method=request.method,
             content_type=request.headers.get("Content-Type", ""),
@@ -156,7 +151,11 @@ def readyz_handler(publisher: RawPublisher) -> Callable[[web.Request], Awaitable
     return readyz
 
 
-async def metrics_handler(request: web.Request) -> web.Response:
-    response = web.Response(body=_metrics_body())
-    response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
-    return response
+def metrics_handler(tally: metrics.RequestTally) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def serve_metrics(request: web.Request) -> web.Response:
+        tally.flush()  # this process's counts are exact at its own scrape
+        response = web.Response(body=_metrics_body())
+        response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
+        return response
+
+    return serve_metrics
