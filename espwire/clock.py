@@ -14,6 +14,7 @@ def format_utc(moment: datetime) -> str:
 
 
 _second: list[tuple[int, str]] = [(-1, "")]  # the last whole second formatted, shared by its requests
+_MILLIS = tuple(f".{ms:03d}Z" for ms in range(1000))
 
 
 def utc_now() -> str:
@@ -25,4 +26,4 @@ def utc_now() -> str:
     if whole != second:
         text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
         _second[0] = (whole, text)
-    return f"{text}.{int((now - whole) * 1000):03d}Z"
+    return text + _MILLIS[int((now - whole) * 1000)]

@@ -33,17 +33,34 @@ def content_encoding(request: web.Request) -> str:
     return encoding
 
 
-async def read_body(request: web.Request, max_bytes: int, timeout: float) -> bytes:
-    """The body as sent on the wire, refusing (413) as soon as it is over ``max_bytes``; a client that
-    takes longer than ``timeout`` to send it gets TimeoutError (the caller answers 408)."""
+def _check_declared(request: web.Request, max_bytes: int) -> int | None:
     declared = request.content_length
     if declared is not None and declared > max_bytes:
         raise RequestRefused(413, f"body of {declared} bytes is over the {max_bytes}-byte limit")
+    return declared
+
+
+def complete_body(request: web.Request, max_bytes: int) -> bytes | None:
+    """The body when it came whole with the headers (the usual webhook): taken without an await or a
+    timer. None when more is still to come; then ``read_body`` waits for it."""
+    declared = _check_declared(request, max_bytes)
     if declared == 0:
         return b""
-    if request.content.is_eof():
-        # The whole body came with the headers (the usual webhook): nothing to wait for, no timer.
-        return await _read(request, declared, max_bytes)
+    content = request.content
+    if not content.is_eof():
+        return None
+    body = content.read_nowait()
+    if len(body) > max_bytes:  # chunked, so nothing was declared
+        raise RequestRefused(413, f"body is over the {max_bytes}-byte limit")
+    return body
+
+
+async def read_body(request: web.Request, max_bytes: int, timeout: float) -> bytes:
+    """The body as sent on the wire, refusing (413) as soon as it is over ``max_bytes``; a client that
+    takes longer than ``timeout`` to send it gets TimeoutError (the caller answers 408)."""
+    declared = _check_declared(request, max_bytes)
+    if declared == 0:
+        return b""
     async with asyncio.timeout(timeout):
         return await _read(request, declared, max_bytes)
 

@@ -56,7 +56,6 @@ class HookHandler:
             for s in settings.sources
         }
         self.tally = metrics.RequestTally({s.id: s.provider for s in settings.sources})
-        self._ack_latency = {path: metrics.ACK_LATENCY.labels(path) for path in ("kafka", "spool")}
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         source = self._sources.get(request.match_info["source_id"])
@@ -89,7 +88,9 @@ class HookHandler:
         max_bytes = source.max_body_bytes or self.gateway.max_body_bytes
         try:
             encoding = limits.content_encoding(request)
-            wire = await limits.read_body(request, max_bytes, self.gateway.read_timeout_seconds)
+            wire = limits.complete_body(request, max_bytes)
+            if wire is None:
+                wire = await limits.read_body(request, max_bytes, self.gateway.read_timeout_seconds)
             body = limits.decode_body(wire, encoding, self.gateway.max_decompressed_bytes)
         except limits.RequestRefused as refused:
             log.info("refused", extra={"source": source.id, "status": refused.status, "reason": refused.reason})
@@ -105,7 +106,7 @@ class HookHandler:
         except Exception as exc:
             log.exception("could not store request", extra={"source": source.id, "error": repr(exc)})
             return _json(503, {"error": "temporarily unable to store"}, {"Retry-After": _RETRY_AFTER_SECONDS})
-        self._ack_latency[path].observe(time.perf_counter() - started)
+        self.tally.acknowledged(path, time.perf_counter() - started)
         self.tally.accepted(source.id, len(body))
         accepted = b'{"status":"accepted","request_id":"%s"}' % envelope.request_id.encode()
         return web.Response(body=accepted, headers=_JSON_HEADERS)
