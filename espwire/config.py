@@ -84,7 +84,7 @@ class GatewayConfig(Section):
     trusted_proxies: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
     spool_max_bytes: int = 1024 * 1024 * 1024
     spool_segment_bytes: int = 64 * 1024 * 1024
-    linger_ms: int = 2
+    linger_ms: int = 2  # the spool drainer's producer only: live requests are group-committed, no linger
     admin_token: SecretStr | None = None
 
     _split_ips = field_validator("trusted_proxies", mode="before")(_networks)
