@@ -73,6 +73,9 @@ async def run_processor(
     # the earlier ones go their way (dedupe and enrichment round trips, hand-over to the producer, acks,
     # dedupe confirm, offset commit), each step in slice order: see SliceFlow.
     in_flight: deque[SliceFlow] = deque()
+    # max_in_flight_batches counts slices published and awaiting their acks (and the store's confirm);
+    # the one in its stages (claims, enrichment) comes on top.
+    max_flows = conf.max_in_flight_batches + 1
     try:
         while not stop.is_set():
             batch = await consumer.getmany(timeout_ms=conf.max_batch_wait_ms, max_records=conf.max_batch_records)
@@ -81,7 +84,7 @@ async def run_processor(
             # One fetch can hold thousands of SparkPost batches: work in slices of a bounded size, so
             # adapting one slice overlaps with the round trips of the previous ones and memory stays flat.
             for records, offsets in slices(batch, conf.max_batch_bytes):
-                while len(in_flight) >= conf.max_in_flight_batches:
+                while len(in_flight) >= max_flows:
                     await in_flight.popleft().done
                 started = time.perf_counter()
                 events, dead = await adapt_in_steps(pipeline, records)
