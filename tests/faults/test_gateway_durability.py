@@ -11,45 +11,27 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from espwire.broker import EmbeddedBroker, free_port, wait_for_port
+from espwire.broker import free_port, wait_for_port
 from espwire.envelope import Envelope
 from tests.support.gateway import gateway_settings, running_gateway
 from tests.support.kafka import consume_all
-from tests.support.outage_proxy import OutageProxy
+from tests.support.outage_proxy import ProxiedBroker
+from tests.support.outage_proxy import proxied_broker as own_proxied_broker
 
 SPARKPOST_BODY = Path(__file__).parents[1].joinpath("data/providers/sparkpost/auth_token.body").read_bytes()
 AUTH = {"X-MessageSystems-Webhook-Token": "sp-test-token", "Content-Type": "application/json"}
 
 
-@dataclass
-class ProxiedBroker:
-    proxy: OutageProxy
-    broker: EmbeddedBroker
-
-    @property
-    def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.proxy.port}"
-
-
 @pytest.fixture
 async def proxied_broker() -> AsyncIterator[ProxiedBroker]:
     """A broker of this test's own, reachable only through a proxy the test can cut."""
-    proxy_port = free_port()
-    broker = EmbeddedBroker(advertised_port=proxy_port)
-    await asyncio.to_thread(broker.start)
-    proxy = OutageProxy("127.0.0.1", broker.port, port=proxy_port)
-    await proxy.start()
-    try:
-        yield ProxiedBroker(proxy, broker)
-    finally:
-        await proxy.stop()
-        await asyncio.to_thread(broker.stop)
+    async with own_proxied_broker() as proxied:
+        yield proxied
 
 
 async def _post(session: aiohttp.ClientSession, url: str) -> tuple[int, str | None]:

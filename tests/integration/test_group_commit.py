@@ -11,11 +11,10 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from espwire.broker import EmbeddedBroker, free_port
 from espwire.topics import ensure_topics
 from ingest_gateway.group_commit import GroupCommitProducer
 from tests.support.kafka import consume_all
-from tests.support.outage_proxy import OutageProxy
+from tests.support.outage_proxy import proxied_broker
 
 
 async def _producer(bootstrap: str, **options: object) -> AIOKafkaProducer:
@@ -72,13 +71,8 @@ async def test_concurrent_sends_share_round_trips_and_all_arrive(
 async def test_a_broker_that_stops_answering_fails_the_waiting_records_within_the_deadline(
     topic_prefix: str,
 ) -> None:
-    proxy_port = free_port()
-    broker = EmbeddedBroker(advertised_port=proxy_port)
-    await asyncio.to_thread(broker.start)
-    proxy = OutageProxy("127.0.0.1", broker.port, port=proxy_port)
-    await proxy.start()
-    try:
-        bootstrap = f"127.0.0.1:{proxy_port}"
+    async with proxied_broker() as proxied:
+        proxy, bootstrap = proxied.proxy, proxied.bootstrap
         topic = f"{topic_prefix}.raw"
         await ensure_topics(bootstrap, [topic], 2)
         producer = await _producer(bootstrap)
@@ -96,6 +90,3 @@ async def test_a_broker_that_stops_answering_fails_the_waiting_records_within_th
             group.send(None, b"after close", [])
         proxy.restore()
         await producer.stop()
-    finally:
-        await proxy.stop()
-        await asyncio.to_thread(broker.stop)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
-from espwire.broker import free_port
+from espwire.broker import EmbeddedBroker, free_port
 
 
 class OutageProxy:
@@ -66,3 +68,29 @@ class OutageProxy:
             self._writers.discard(dst)
             with contextlib.suppress(Exception):
                 dst.transport.abort()
+
+
+@dataclass
+class ProxiedBroker:
+    proxy: OutageProxy
+    broker: EmbeddedBroker
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.proxy.port}"
+
+
+@contextlib.asynccontextmanager
+async def proxied_broker() -> AsyncIterator[ProxiedBroker]:
+    """A broker of the caller's own, reachable only through a proxy it can cut (the broker
+    advertises the proxy's port, so clients reconnect through it too)."""
+    proxy_port = free_port()
+    broker = EmbeddedBroker(advertised_port=proxy_port)
+    await asyncio.to_thread(broker.start)
+    proxy = OutageProxy("127.0.0.1", broker.port, port=proxy_port)
+    await proxy.start()
+    try:
+        yield ProxiedBroker(proxy, broker)
+    finally:
+        await proxy.stop()
+        await asyncio.to_thread(broker.stop)
