@@ -81,6 +81,21 @@ async def test_redelivered_batch_adds_nothing_and_months_get_partitions(postgres
         await sink.close()
 
 
+async def test_a_batch_mixing_new_and_written_events_adds_only_the_new(postgres_dsn: str, pg_schema: str) -> None:
+    # The plain INSERT meets a key already there, and the part goes in again with ON CONFLICT DO NOTHING.
+    sink = PostgresSink(PostgresOptions.from_config(_config(postgres_dsn, pg_schema)))
+    await sink.start()
+    try:
+        events = [make_event(i) for i in range(2000)]
+        first = await sink.write_batch(events[::3])
+        mixed = await sink.write_batch(events)
+        assert (first.written, first.skipped) == (667, 0)
+        assert (mixed.written, mixed.skipped, mixed.poison) == (1333, 667, [])
+        assert await _counts(postgres_dsn, pg_schema) == (2000, 2000)
+    finally:
+        await sink.close()
+
+
 async def test_crash_mid_run_and_restart_gives_no_duplicate_and_no_gap(
     kafka_bootstrap: str, topic_prefix: str, postgres_dsn: str, pg_schema: str, tmp_path: Path
 ) -> None:
