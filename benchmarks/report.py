@@ -204,6 +204,25 @@ def markdown(results: dict[str, Any]) -> str:
                     f" | {_fmt(e['p50_ms'], 2)} | {_fmt(e['p99_ms'], 2)} | {_fmt(e['p999_ms'], 2)} | {cpu}"
                     f" | {_fmt(e['rss_peak_mib'], 1)} | {e['non_2xx']} |"
                 )
+    instr = results.get("instructions")
+    if instr:
+        bare = next((r["instructions_per_request"] for r in instr if r["case"] == "aiohttp-uvloop"), None)
+        lines += [
+            "",
+            "## Gateway, instructions per request (callgrind)",
+            "",
+            "Each server under `valgrind --tool=callgrind`, counters zeroed after a warm-up, wrk at 64 connections; "
+            "instructions counted in the server process only (not the broker, not the kernel). Repeatable whatever "
+            "else the machine runs, unlike req/s: `python -m benchmarks.instructions`.",
+            "",
+            "| server | requests | instructions/request | x bare aiohttp |",
+            "|---|---|---|---|",
+        ]
+        for r in instr:
+            lines.append(
+                f"| {r['case']} | {r['requests']:,} | {r['instructions_per_request']:,} | "
+                f"{_ratio(r['instructions_per_request'], bare)} |"
+            )
     ol = results.get("open_loop")
     if ol:
         lines += [

@@ -505,6 +505,26 @@ class Bench:
         log(f"  e2e p50 {result['e2e_ms']['p50']} ms p99 {result['e2e_ms']['p99']} ms")
         self.results["end_to_end"] = result
 
+    def instructions(self) -> None:
+        """callgrind: instructions per request for the gateway and its aiohttp baselines (repeatable)."""
+        from benchmarks.instructions import CASES, count
+
+        if not shutil.which("valgrind"):
+            raise RuntimeError("valgrind is missing: apt-get install -y valgrind")
+        self.topics("instr-gw", "instr-aiokafka")
+        script = write_script(
+            self.tmp / "post-instr.lua",
+            "/hooks/sparkpost",
+            [LoadGen(seed=i).sparkpost_single_1kb() for i in range(32)],
+            SP_HEADERS,
+        )
+        out = []
+        for case in CASES:
+            log(f"instructions (callgrind): {case}")
+            out.append(count(case, self.bootstrap, script, self.tmp, max(8.0, self.mode.wrk_seconds), 64))
+            log(f"  {out[-1]['instructions_per_request']:,} instructions/request")
+        self.results["instructions"] = out
+
     # -- all --------------------------------------------------------------------------------------
     def run(self, only: set[str]) -> None:
         self.broker = EmbeddedBroker(log_path=self.tmp / "broker.log")
@@ -516,6 +536,8 @@ class Bench:
             ("end_to_end", self.end_to_end, 15),
             ("gateway_profile", self.gateway_profile, 10),
         ]
+        if self.mode.name == "full" or "instructions" in only:  # ~3 minutes under valgrind: not in quick runs
+            steps.append(("instructions", self.instructions, 0 if "instructions" in only else 200))
         for name, step, needs in steps:
             if only and name not in only:
                 continue
@@ -602,7 +624,9 @@ def main() -> int:
     parser.add_argument("--mode", choices=sorted(MODES), default="quick")
     parser.add_argument("--out", help="results directory (default benchmarks/results/<timestamp>)")
     parser.add_argument(
-        "--only", default="", help="comma-separated: gateway,open_loop,processor,end_to_end,gateway_profile"
+        "--only",
+        default="",
+        help="comma-separated: gateway,open_loop,processor,end_to_end,gateway_profile,instructions",
     )
     args = parser.parse_args()
     mode = MODES[args.mode]
