@@ -193,7 +193,10 @@ class SliceFlow:
             result = await pipeline.stages(events, dead)
             try:
                 acked = await publisher.send(result.outgoing)
-            except BaseException:
+            except Exception:
+                # Not (all) handed over: give the claims back. Not on cancellation (the processor
+                # stopping on an error elsewhere): what was handed over may still go out, so the claims
+                # stay pending and the next owner's search of the topic decides.
                 if pipeline.dedupe is not None:
                     await pipeline.dedupe.abandon(result.events)
                 raise
@@ -203,7 +206,7 @@ class SliceFlow:
         self.handed_over.set_result(True)
         try:
             await acked
-        except BaseException:
+        except Exception:
             if pipeline.dedupe is not None:
                 await pipeline.dedupe.abandon(result.events)
             raise
