@@ -106,7 +106,8 @@ class ProcessorConfig(Section):
     max_batch_wait_ms: int = 50
     # Raw records are adapted and published in slices of about this many body bytes (~1,000 events).
     max_batch_bytes: int = Field(default=1024 * 1024, ge=1024)
-    # Batches published but not yet acknowledged while the next one is adapted (1: no overlap).
+    # Slices published and awaiting their acks while the next is adapted; the slice in its dedupe and
+    # enrich stages comes on top (so up to N+1 slices in flight). 1: publish one slice at a time.
     max_in_flight_batches: int = Field(default=3, ge=1)
 
 
@@ -129,6 +130,9 @@ class EnrichConfig(Section):
     geoip: bool = True
     geoip_city_db: Path | None = None
     geoip_asn_db: Path | None = None
+    # Also look up private, reserved and documentation addresses in the configured .mmdb files: for a
+    # database that maps your own networks (or a test setup). Never with the bundled default.
+    geoip_lookup_reserved: bool = False
     mailbox_provider: bool = True
     workspace_domains: dict[str, str] = Field(default_factory=dict)
     machine_open: bool = True

@@ -27,7 +27,9 @@ def build_enrichers(config: EnrichConfig, store: MessageStateStore | None) -> li
     if config.user_agent:
         enrichers.append(UserAgentEnricher(config.user_agent_cache_size))
     if config.geoip:
-        enrichers.append(GeoIpEnricher(config.geoip_city_db, config.geoip_asn_db))
+        enrichers.append(
+            GeoIpEnricher(config.geoip_city_db, config.geoip_asn_db, lookup_reserved=config.geoip_lookup_reserved)
+        )
     if config.mailbox_provider:
         enrichers.append(MailboxProviderEnricher(config.workspace_domains))
     if config.bounce_class:

@@ -3,7 +3,8 @@
 Sources: MaxMind-format .mmdb files when configured (``geoip_city_db``, ``geoip_asn_db``: GeoLite2/GeoIP2
 City and ASN, or DB-IP's lite files in the same format); otherwise the country + AS-name database that
 ships inside the ``geoip2fast`` package (no download at run time; no region, city or AS number).
-Guarantees: private, loopback, link-local and reserved addresses are skipped (no ``geo``); a lookup
+Guarantees: private, loopback, link-local and reserved addresses are skipped (no ``geo``), unless
+``lookup_reserved`` asks the configured files about them too (a database of one's own networks); a lookup
 never blocks the loop for more than one batch's lookups (databases are opened in a worker thread);
 results are cached per address.
 """
@@ -140,8 +141,17 @@ class BundledLookup:
 class GeoIpEnricher:
     name = "geoip"
 
-    def __init__(self, city_db: Path | None = None, asn_db: Path | None = None, *, cache_size: int = 50_000) -> None:
+    def __init__(
+        self,
+        city_db: Path | None = None,
+        asn_db: Path | None = None,
+        *,
+        cache_size: int = 50_000,
+        lookup_reserved: bool = False,
+    ) -> None:
         self._paths = (city_db, asn_db)
+        # Only files the user chose may know such addresses; the bundled data has nothing for them.
+        self._lookup_reserved = lookup_reserved and (city_db is not None or asn_db is not None)
         self._lookup: GeoLookup | None = None
         self._cache: dict[str, Geo] = {}
         self._cache_size = cache_size
@@ -165,7 +175,7 @@ class GeoIpEnricher:
             # private, loopback, link-local, reserved, documentation, shared (CGNAT), multicast
             is_global = address.is_global and not address.is_multicast
             ip = str(address)
-        if not is_global:
+        if not is_global and not self._lookup_reserved:
             return _EMPTY
         found = lookup.lookup(ip)
         if not found:

@@ -83,3 +83,27 @@ async def test_bundled_database_without_configuration() -> None:
     assert geo["country"] == "US"
     assert "GOOGLE" in geo["as_org"].upper()
     assert "geo" not in events[1]["data"]
+
+
+async def test_reserved_addresses_looked_up_only_when_asked_and_only_in_configured_files(
+    tmp_path: Path,
+) -> None:
+    own = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoLite2-City", languages=["en"])
+    own.insert_network(IPSet(["192.0.2.0/24", "10.0.0.0/8"]), {"country": {"iso_code": "NL"}})
+    path = tmp_path / "own.mmdb"
+    own.to_db_file(str(path))
+
+    async def geo_of(enricher: GeoIpEnricher, ip: str) -> object:
+        event = make_event(client={"ip": ip})
+        try:
+            await enricher.enrich_batch([event])
+        finally:
+            enricher.close()
+        return event["data"].get("geo")
+
+    assert await geo_of(GeoIpEnricher(path, None), "192.0.2.7") is None  # the default: skipped
+    found = await geo_of(GeoIpEnricher(path, None, lookup_reserved=True), "192.0.2.7")
+    assert found == {"country": "NL", "region": None, "city": None, "asn": None, "as_org": None}
+    assert await geo_of(GeoIpEnricher(path, None, lookup_reserved=True), "10.1.2.3") is not None
+    # The bundled database has nothing for such addresses: the option does not apply to it.
+    assert await geo_of(GeoIpEnricher(lookup_reserved=True), "192.0.2.7") is None
