@@ -277,7 +277,7 @@ class PostgresSink(Sink):
             try:
                 # Nearly every part holds only new events. A plain INSERT checks each key once, in the
                 # primary key's own insert; ON CONFLICT first probes the key, then inserts speculatively
-                # and confirms, which cost a fifth of the backend's time per row (benchmarks/README.md).
+                # and confirms, which cost 10-20% of the backend's time per row (benchmarks/README.md).
                 # An event already there fails the plain INSERT (nothing of it stays: a savepoint), and
                 # the same staged rows go in with ON CONFLICT DO NOTHING.
                 async with conn.transaction():
