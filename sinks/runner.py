@@ -105,6 +105,8 @@ class SinkRunner:
         self.queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=self.options.max_in_flight_batches)
         self.consumed: dict[int, int] = {}
         self.committed: dict[int, int] = {}
+        # Bumped when the group takes the partitions back: batches read before that are stale (see _handle).
+        self.generation = 0
         self.abandoned = False
         self.write_lock = asyncio.Lock()
         self.known_topics: set[str] = set()
@@ -188,6 +190,7 @@ class SinkRunner:
             async with asyncio.timeout(10):
                 await self.write_lock.acquire()
                 self.write_lock.release()
+        self.generation += 1
         for p in partitions:
             self.consumed.pop(p, None)
             self.committed.pop(p, None)
@@ -210,7 +213,9 @@ class SinkRunner:
             )
             records = [record for part in data.values() for record in part]
             if records:
-                await self.queue.put(records)
+                # Tagged now, before any await: getmany returns nothing while a rebalance is in progress,
+                # so records returned after a revoke belong to the new assignment.
+                await self.queue.put((self.generation, records))
             elif self.queue.empty():
                 self.queue.put_nowait(_TICK)
         if writer.done():
@@ -228,7 +233,7 @@ class SinkRunner:
                 if item is _TICK:
                     await self._maintain()
                 else:
-                    await self._handle(item)
+                    await self._handle(*item)
 
     async def _maintain(self) -> None:
         try:
@@ -238,9 +243,16 @@ class SinkRunner:
             return
         await self._commit()
 
-    async def _handle(self, records: list[Any]) -> None:
+    async def _handle(self, generation: int, records: list[Any]) -> None:
         consumer = self._consumer
         assert consumer is not None
+        if generation != self.generation:
+            # Read ahead before the partitions were revoked. After the rebalance the consumer re-reads
+            # them from the committed offset, whichever member owns them now; writing these too made
+            # open files out of offset order (events doubled, or committed past while still in an
+            # open file: lost) and, for partitions gone to another member, files overlapping its own
+            # and commits refused for an unassigned partition.
+            return
         owned = {tp.partition for tp in consumer.assignment()}
         # A partition revoked since the fetch belongs to another member now: it re-reads these.
         records = [r for r in records if r.partition in owned]
