@@ -44,6 +44,8 @@ class RequestTally:
         # Per path: one count per bucket (the last is +Inf), and the sum of the seconds.
         self.ack_counts = {path: [0] * (len(ACK_BUCKETS) + 1) for path in ("kafka", "spool")}
         self.ack_sums = dict.fromkeys(self.ack_counts, 0.0)
+        for path in self.ack_counts:
+            ACK_LATENCY.labels(path)  # exported from the start, at zero: alerts see the spool's series too
 
     def answered(self, source_id: str, status: int) -> None:
         key = (source_id, status)
