@@ -74,8 +74,10 @@ class GroupCommitProducer:
                     # longer than ack_timeout in all, however long the previous round trip took.
                     async with asyncio.timeout_at(since + self.ack_timeout):
                         await self._produce(group)
-                except (KafkaError, OSError, TimeoutError) as exc:
+                except (KafkaError, TimeoutError) as exc:
                     self._fail(group, exc)
+                except OSError as exc:  # as a KafkaError, as send() promises: the caller spools on those two
+                    self._fail(group, KafkaError(f"produce failed: {exc!r}"))
                 except BaseException as exc:
                     self._fail(group, KafkaError(f"produce interrupted: {exc!r}"))
                     raise
