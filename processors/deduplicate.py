@@ -30,6 +30,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from espwire.event import CanonicalEvent
 from processors.dedupe import Claim, ClaimEntry, ClaimStatus, DedupeStore, DedupeStoreError
 from processors.dedupe.metrics import CONFLICTS, DUPLICATES_DROPPED
+from processors.normalize import freeze_raw
 
 log = logging.getLogger("espwire.dedupe")
 
@@ -44,13 +45,7 @@ def content_fingerprint(event: CanonicalEvent) -> str:
     """
     if event["data"]["provider_event_id"] is None:
         return event["id"]
-    fields = [event["type"], event["data"]["raw"]]
-    try:
-        # Parsed JSON and forms have string keys only: then these are the bytes OPT_NON_STR_KEYS gives, for
-        # a quarter less time (the fingerprints stored in the window must not change).
-        content = orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)
-    except TypeError:
-        content = orjson.dumps(fields, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    content = orjson.dumps([event["type"], freeze_raw(event)])
     return hashlib.blake2b(content, digest_size=16).hexdigest()
 
 

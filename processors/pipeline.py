@@ -86,6 +86,13 @@ def event_headers(event: CanonicalEvent) -> list[tuple[str, bytes]]:
     return headers
 
 
+def _as_json_value(value: object) -> object:
+    """For the json module's last-resort dump: a frozen ``data.raw`` is JSON already, the rest text."""
+    if isinstance(value, orjson.Fragment):
+        return json.loads(orjson.dumps(value))  # a fragment alone dumps as its own bytes
+    return str(value)
+
+
 def serialise_event(topic: str, event: CanonicalEvent) -> Outgoing:
     subject = event.get("subject")
     # Keyed by recipient: one recipient's events stay in order on one partition.
@@ -200,7 +207,7 @@ class Pipeline:
         try:
             value = orjson.dumps(event, option=orjson.OPT_NON_STR_KEYS)
         except TypeError:
-            value = json.dumps(event, default=str).encode("utf-8", "backslashreplace")
+            value = json.dumps(event, default=_as_json_value).encode("utf-8", "backslashreplace")
         return Outgoing(
             self.topics.dlq, event["id"].encode(), value, [("espwire-dlq", orjson.dumps(info)), *event_headers(event)]
         )
