@@ -1,10 +1,13 @@
 """The baseline servers the gateway is compared with; each runs as its own process.
 
     python -m benchmarks.baselines bare --loop asyncio|uvloop --port P
+    python -m benchmarks.baselines server --port P
     python -m benchmarks.baselines aiokafka --port P --bootstrap B --topic T
     python -m benchmarks.baselines fastapi --port P --bootstrap B --topic T
 
 * bare: aiohttp, read the body, answer 200 - the ceiling of any aiohttp handler.
+* server: the same handler on aiohttp's low-level ``web.Server`` (uvloop): no Application, router,
+  middlewares or signals - the ceiling of anything served by aiohttp's HTTP protocol.
 * aiokafka: aiohttp (uvloop) + AIOKafkaProducer.send_and_wait per request, acks=all - what the gateway
   does minus auth, limits, the envelope and the spool.
 * fastapi: the naive way - FastAPI + uvicorn, the body parsed into pydantic models, re-serialised and
@@ -62,6 +65,25 @@ def _bare(loop: str, port: int) -> None:
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None, backlog=1024)
 
 
+def _server(port: int) -> None:
+    import asyncio
+
+    import uvloop
+    from aiohttp import web
+
+    async def handle(request: web.BaseRequest) -> web.Response:
+        await request.read()
+        return web.Response(body=b'{"status":"accepted"}', content_type="application/json")
+
+    async def serve() -> None:
+        runner = web.ServerRunner(web.Server(handle), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port, backlog=1024).start()
+        await asyncio.Event().wait()  # until the benchmark stops the process
+
+    uvloop.run(serve())
+
+
 def _aiokafka(port: int, bootstrap: str, topic: str) -> None:
     import uvloop
     from aiohttp import web
@@ -94,7 +116,7 @@ def _fastapi(port: int, bootstrap: str, topic: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("kind", choices=["bare", "aiokafka", "fastapi"])
+    parser.add_argument("kind", choices=["bare", "server", "aiokafka", "fastapi"])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="uvloop")
     parser.add_argument("--bootstrap", default="")
@@ -102,6 +124,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.kind == "bare":
         _bare(args.loop, args.port)
+    elif args.kind == "server":
+        _server(args.port)
     elif args.kind == "aiokafka":
         _aiokafka(args.port, args.bootstrap, args.topic)
     else:

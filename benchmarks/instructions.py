@@ -1,6 +1,7 @@
 """Instructions per request, counted by callgrind: a gateway figure that a busy machine does not move.
 
     python -m benchmarks.instructions [--seconds 20] [--connections 64] [--cases espwire,aiohttp-uvloop]
+                                      [--keep-dumps DIR]
 
 Each server runs under ``valgrind --tool=callgrind`` (about 50 times slower, so the absolute rate
 means nothing); after a warm-up its counters are zeroed, wrk loads it for a fixed time, the counters
@@ -9,6 +10,9 @@ repeatable whatever else the machine runs (req/s and CPU time on this shared 2-c
 so the ratio to the bare aiohttp handler measured the same way is the figure to watch while
 changing the hot path. It is not a throughput: cache misses, system calls and the broker's own
 work are not in it. The broker runs natively; only the server is under valgrind.
+
+``aiohttp-server`` is the bare handler on aiohttp's low-level ``web.Server``: what is left of the bare
+figure without the Application, its router, middlewares and signals.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from benchmarks.wrk import run_wrk, write_script
 from espwire.broker import EmbeddedBroker
 from espwire.topics import Topics, ensure_topics
 
-CASES = ("espwire", "aiohttp-uvloop", "aiohttp+aiokafka")
+CASES = ("espwire", "aiohttp-uvloop", "aiohttp-server", "aiohttp+aiokafka")
 _TOTAL = re.compile(r"^(?:summary|totals):\s+(\d+)", re.MULTILINE)
 
 
@@ -47,13 +51,17 @@ def _argv(case: str, port: int, bootstrap: str) -> tuple[list[str], dict[str, st
         return [PY, ESPWIRE, "gateway"], env
     if case == "aiohttp-uvloop":
         return [PY, "-m", "benchmarks.baselines", "bare", "--loop", "uvloop", "--port", str(port)], {}
+    if case == "aiohttp-server":
+        return [PY, "-m", "benchmarks.baselines", "server", "--port", str(port)], {}
     if case == "aiohttp+aiokafka":
         argv = [PY, "-m", "benchmarks.baselines", "aiokafka", "--port", str(port)]
         return [*argv, "--bootstrap", bootstrap, "--topic", "instr-aiokafka.raw"], {}
     raise ValueError(case)
 
 
-def count(case: str, bootstrap: str, script: Path, tmp: Path, seconds: float, connections: int) -> dict[str, Any]:
+def count(
+    case: str, bootstrap: str, script: Path, tmp: Path, seconds: float, connections: int, keep: Path | None = None
+) -> dict[str, Any]:
     port = free_port()
     argv, env = _argv(case, port, bootstrap)
     env["ESPWIRE_DATADIR"] = str(tmp / f"data-{port}")
@@ -71,6 +79,9 @@ def count(case: str, bootstrap: str, script: Path, tmp: Path, seconds: float, co
         # The dump asked for above is the first numbered one; the final dump at exit is not counted.
         dumps = sorted(tmp.glob(f"callgrind-{case}.out.*"))
         totals = [int(m) for m in _TOTAL.findall(dumps[0].read_text("latin-1"))] if dumps else []
+        if keep is not None and dumps:  # for callgrind_annotate
+            keep.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(dumps[0], keep / f"callgrind-{case}.out")
     finally:
         server.stop()
     instructions = totals[0] if totals else 0
@@ -89,6 +100,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    parser.add_argument("--keep-dumps", type=Path, help="copy each case's callgrind dump into this folder")
     args = parser.parse_args()
     if not shutil.which("valgrind") or not shutil.which("wrk"):
         print("needs valgrind and wrk: apt-get install -y valgrind wrk", file=sys.stderr)
@@ -104,7 +116,9 @@ def main() -> int:
             asyncio.run(ensure_topics(broker.bootstrap, names, 4))
             for case in args.cases.split(","):
                 log(f"callgrind: {case}")
-                results.append(count(case, broker.bootstrap, script, tmp, args.seconds, args.connections))
+                results.append(
+                    count(case, broker.bootstrap, script, tmp, args.seconds, args.connections, args.keep_dumps)
+                )
                 log(f"  {results[-1]}")
     finally:
         stop_all()
