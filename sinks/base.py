@@ -99,8 +99,15 @@ class Sink(abc.ABC):
         """Connect, migrate, create what is missing. Raises DestinationUnavailable to be retried."""
 
     @abc.abstractmethod
-    async def write_batch(self, events: list[Event], positions: list[Position] | None = None) -> BatchOutcome:
-        """Writes the batch durably; ``positions[i]`` is where ``events[i]`` was read (None outside the runner)."""
+    async def write_batch(
+        self, events: list[Event], positions: list[Position] | None = None, encoded: list[bytes] | None = None
+    ) -> BatchOutcome:
+        """Writes the batch durably; ``positions[i]`` is where ``events[i]`` was read (None outside the runner).
+
+        ``encoded[i]``, when given, is ``events[i]`` as the JSON it was read as, nothing in it changed since
+        (the runner passes it when the sink's privacy settings keep everything): a sink that stores JSON may
+        take it as it is instead of serialising the event again.
+        """
 
     async def flush(self) -> None:  # noqa: B027 - optional hook
         """Makes everything buffered durable now (the runner calls it before a clean stop)."""

@@ -172,7 +172,9 @@ class FilesSink(Sink):
         return allowed
 
     # -- writing ---------------------------------------------------------------------------------
-    async def write_batch(self, events: list[Event], positions: list[Position] | None = None) -> BatchOutcome:
+    async def write_batch(
+        self, events: list[Event], positions: list[Position] | None = None, encoded: list[bytes] | None = None
+    ) -> BatchOutcome:
         if positions is None:
             # Outside the runner (tests, tools): a made-up partition beyond any real one, offsets from now.
             base = time.time_ns() // 1000

@@ -165,7 +165,9 @@ class HttpForwardSink(Sink):
     def backpressure(self) -> bool:
         return any(breaker.is_open for breaker in self.breakers.values())
 
-    async def write_batch(self, events: list[Event], positions: list[Position] | None = None) -> BatchOutcome:
+    async def write_batch(
+        self, events: list[Event], positions: list[Position] | None = None, encoded: list[bytes] | None = None
+    ) -> BatchOutcome:
         size = self.http.max_events_per_request
         chunks = [(start, events[start : start + size]) for start in range(0, len(events), size)]
         results = await asyncio.gather(*(self._deliver_all(d, chunks) for d in self.http.destinations))

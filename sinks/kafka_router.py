@@ -152,7 +152,9 @@ class KafkaRouterSink(Sink):
             producer, self._producer = self._producer, None
             await producer.stop()
 
-    async def write_batch(self, events: list[Event], positions: list[Position] | None = None) -> BatchOutcome:
+    async def write_batch(
+        self, events: list[Event], positions: list[Position] | None = None, encoded: list[bytes] | None = None
+    ) -> BatchOutcome:
         producer = self._producer
         if producer is None:
             raise DestinationUnavailable("the sink is not started")

@@ -76,6 +76,7 @@ class Redactor:
         return normalise_email(email)
 
     def apply(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The events as this sink may see them: ``events`` itself (the same list) when nothing is to change."""
         if self.config.keeps_everything:
             return events
         return [self.apply_one(event) for event in events]

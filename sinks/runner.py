@@ -275,7 +275,10 @@ class SinkRunner:
             sources.append(record)
         metrics.BATCH_SIZE.labels(self.name).observe(len(records))
         if events:
-            outcome = await self._write_with_retry(self.redactor.apply(events), positions)
+            redacted = self.redactor.apply(events)
+            # Unchanged by the privacy settings: the records' own JSON is still each event's JSON.
+            encoded = [record.value for record in sources] if redacted is events else None
+            outcome = await self._write_with_retry(redacted, positions, encoded)
             if outcome is None:
                 self.abandoned = True
                 return
@@ -288,12 +291,14 @@ class SinkRunner:
             self.consumed[record.partition] = max(self.consumed.get(record.partition, 0), record.offset + 1)
         await self._commit()
 
-    async def _write_with_retry(self, events: list[Event], positions: list[Position]) -> BatchOutcome | None:
+    async def _write_with_retry(
+        self, events: list[Event], positions: list[Position], encoded: list[bytes] | None
+    ) -> BatchOutcome | None:
         attempt = 0
         while True:
             started = time.perf_counter()
             try:
-                outcome = await self.sink.write_batch(events, positions)
+                outcome = await self.sink.write_batch(events, positions, encoded)
             except TRANSIENT as exc:
                 self._unavailable(exc)
                 metrics.RETRIES.labels(self.name).inc()

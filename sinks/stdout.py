@@ -46,7 +46,9 @@ class StdoutSink(Sink):
         types = self.stdout.types
         return not types or any(fnmatch.fnmatchcase(str(event.get("type")), glob) for glob in types)
 
-    async def write_batch(self, events: list[Event], positions: list[Position] | None = None) -> BatchOutcome:
+    async def write_batch(
+        self, events: list[Event], positions: list[Position] | None = None, encoded: list[bytes] | None = None
+    ) -> BatchOutcome:
         lines = [self.render(event) for event in events if self.wanted(event)]
         if lines:
             self.stream.write("\n".join(lines) + "\n")

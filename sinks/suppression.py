@@ -110,7 +110,9 @@ class SuppressionSink(Sink):
             pool, self._pool = self._pool, None
             await pool.close()
 
-    async def write_batch(self, events: list[Event], positions: list[Position] | None = None) -> BatchOutcome:
+    async def write_batch(
+        self, events: list[Event], positions: list[Position] | None = None, encoded: list[bytes] | None = None
+    ) -> BatchOutcome:
         if self._pool is None:
             raise DestinationUnavailable("the sink is not started")
         outcome = BatchOutcome()

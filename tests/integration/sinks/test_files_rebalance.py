@@ -61,13 +61,15 @@ class _ProbedFilesSink(FilesSink):
         self.kill_mid_batch = False
         self.stuck = asyncio.Event()
 
-    async def write_batch(self, events: list[Event], positions: list[Position] | None = None) -> BatchOutcome:
+    async def write_batch(
+        self, events: list[Event], positions: list[Position] | None = None, encoded: list[bytes] | None = None
+    ) -> BatchOutcome:
         if self.hold is not None:
             self.held.set()
             await self.hold.wait()
             self.hold = None
         if not self.kill_mid_batch or positions is None or len(events) < 2:
-            return await super().write_batch(events, positions)
+            return await super().write_batch(events, positions, encoded)
         half = len(events) // 2
         await super().write_batch(events[:half], positions[:half])
         self.stuck.set()

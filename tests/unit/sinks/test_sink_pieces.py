@@ -1,4 +1,4 @@
-"""Pure parts of the sinks: routing rules, signatures, file names, options, stdout rendering."""
+"""Pure parts of the sinks: routing rules, signatures, file names, options, stdout rendering, row building."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from espwire.config import ConfigError, KafkaConfig, Settings, SinkConfig
+from sinks.base import Poison
 from sinks.files import file_name, parse_file_name
 from sinks.http_forward import CircuitBreaker, retry_after_seconds, secret_key, sign, webhook_id
 from sinks.kafka_router import KafkaRouterOptions, KafkaRouterSink
+from sinks.postgres import _build_rows, _Rows, event_time
 from sinks.registry import SINK_BUILDERS, build_sink
 from sinks.runner import backoff_seconds
 from sinks.stdout import StdoutOptions, StdoutSink
@@ -120,3 +122,23 @@ async def test_stdout_filters_and_renders() -> None:
     assert stream.getvalue().startswith('{"specversion":"1.0"')
     pretty = StdoutSink(StdoutOptions.from_config(SinkConfig(name="tail", type="stdout", format="pretty")), stream)  # type: ignore[call-arg]
     assert "email.opened" in pretty.render(make_event(2, type="email.opened"))
+
+
+def test_postgres_rows_are_built_once_and_read_again_whole() -> None:
+    # A COPY that stops part way leaves its row generator behind; the retry's COPY (or the isolation)
+    # must still see every row, in order, without building one twice or poisoning an event twice.
+    events = [make_event(i) for i in range(6)]
+    del events[2]["type"]
+    times = [(i, event_time(e)) for i, e in enumerate(events)]
+    poison: list[Poison] = []
+    rows = _Rows(_build_rows(events, None, times, poison))
+    first = rows.values()
+    assert [next(first)[0], next(first)[0]] == [events[0]["id"], events[1]["id"]]
+    assert [values[0] for values in rows.values()] == [e["id"] for i, e in enumerate(events) if i != 2]
+    assert [values[0] for values in rows.values()] == [e["id"] for i, e in enumerate(events) if i != 2]
+    assert [row.index for row in rows.all()] == [0, 1, 3, 4, 5]
+    assert [(p.index, p.reason) for p in poison] == [(2, "invalid_event")]
+
+    partly = _Rows(_build_rows(events[:2], None, times[:2], poison))
+    next(partly.values())
+    assert [row.index for row in partly.all()] == [0, 1]
