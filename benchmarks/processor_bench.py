@@ -7,7 +7,7 @@ breaks the time down by stage: envelope (header JSON -> Envelope), adapt (body p
 serialise (orjson + CloudEvents headers). A cProfile of one pass goes to ``--profile``.
 
 ``--stages redis``: the pipeline as ``espwire process`` builds it with Redis dedupe and every enricher
-(``--redis-url``, keys under a fresh ``bench:`` prefix per pass that expire within minutes), each batch
+(``--redis-url``, keys under a fresh ``bench:`` prefix per pass, removed after it), each batch
 confirmed after it as the consumer does once the acks are in; the breakdown then also has dedupe
 (claim and confirm) and each enricher.
 """
@@ -32,6 +32,7 @@ import redis
 from aiokafka import AIOKafkaProducer
 
 from benchmarks.loadgen import LoadGen, describe
+from benchmarks.redis_keys import drop_keys
 from espwire.config import DedupeConfig, EnrichConfig, KafkaConfig, Settings
 from espwire.envelope import Envelope
 from espwire.kafka_batches import BatchPublisher
@@ -70,16 +71,27 @@ async def build_pipeline(stages: str, redis_url: str) -> tuple[Pipeline, list[An
     """The pipeline to measure, and what to close after it."""
     if not stages:
         return Pipeline(Topics("bench")), []
+    key_prefix = f"bench:{time.time_ns()}:"
     settings = Settings(
         kafka=KafkaConfig(topic_prefix="bench"),
-        # A fresh prefix each time, so every id is new; a short window, so the keys go by themselves.
-        dedupe=DedupeConfig(
-            store="redis", redis_url=redis_url, key_prefix=f"bench:{time.time_ns()}:", window_hours=0.1
-        ),
+        # A fresh prefix each time, so every id is new; a short window, should a run stop before its cleanup.
+        dedupe=DedupeConfig(store="redis", redis_url=redis_url, key_prefix=key_prefix, window_hours=0.1),
         enrich=EnrichConfig(bot_click_state_hours=0.1),
     )
     # The bootstrap is only used to search the events topic for claims in doubt: none here.
-    return await build_stages(settings, "127.0.0.1:9")
+    pipeline, closeables = await build_stages(settings, "127.0.0.1:9")
+    return pipeline, [*closeables, _KeysDropper(key_prefix, redis_url)]
+
+
+@dataclass(slots=True)
+class _KeysDropper:
+    """Closed with the pipeline: the pass's keys leave the shared Redis at once (benchmarks/redis_keys.py)."""
+
+    prefix: str
+    url: str
+
+    async def close(self) -> None:
+        await asyncio.to_thread(drop_keys, self.prefix, self.url)
 
 
 async def close_all(closeables: list[Any]) -> None:

@@ -36,6 +36,7 @@ from benchmarks import report
 from benchmarks.baselines import NGINX_CONF
 from benchmarks.loadgen import LoadGen, describe
 from benchmarks.procs import Managed, Meter, free_port, run_bounded, stop_all, wait_for_port
+from benchmarks.redis_keys import drop_keys
 from benchmarks.wrk import run_wrk, write_script
 from espwire.broker import EmbeddedBroker
 from espwire.topics import Topics, ensure_topics
@@ -416,14 +417,18 @@ class Bench:
         # The processor as issue #4 measures it (adapt, normalise, publish), then with the stages of #5.
         stages_off = {"ESPWIRE_DEDUPE_ENABLED": "false"} | {f"ESPWIRE_ENRICH_{name}": "false" for name in ENRICHERS}
         out["consumer_loop"] = self._consumer_loop(stages_off, "adapt + publish")
+        key_prefix = f"bench:{time.time_ns()}:"
         redis = {
             "ESPWIRE_DEDUPE_STORE": "redis",
-            "ESPWIRE_DEDUPE_KEY_PREFIX": f"bench:{time.time_ns()}:",
-            # The Redis is shared: a short window and bot-click state lifetime, so the run's keys go by themselves.
+            "ESPWIRE_DEDUPE_KEY_PREFIX": key_prefix,
+            # The Redis is shared: a short window and bot-click state lifetime, should a run stop before its cleanup.
             "ESPWIRE_DEDUPE_WINDOW_HOURS": "0.5",
             "ESPWIRE_ENRICH_BOT_CLICK_STATE_HOURS": "0.5",
         }
-        out["consumer_loop_redis"] = self._consumer_loop(redis, "Redis dedupe + every enricher")
+        try:
+            out["consumer_loop_redis"] = self._consumer_loop(redis, "Redis dedupe + every enricher")
+        finally:
+            drop_keys(key_prefix)
         if self.mode.name == "full":
             out["consumer_loop_dev"] = self._consumer_loop({}, "SQLite dedupe + every enricher (espwire dev)")
         self.results["processor"] = out
