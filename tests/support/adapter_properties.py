@@ -19,6 +19,12 @@ JSON_VALUES = st.recursive(
 FIELD_VALUES = (
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30) | JSON_VALUES
 )
+# Random JSON with short strings and keys, for the adapters' field-level property tests.
+SMALL_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=20,
+)
 
 
 def mutated(bodies: Sequence[bytes], inserts: Sequence[bytes]) -> st.SearchStrategy[bytes]:

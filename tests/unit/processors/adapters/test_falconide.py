@@ -19,7 +19,7 @@ from processors.adapters.fields import MAX_FORM_FIELDS
 from processors.adapters.json_body import parse_json
 from processors.normalize import build_event
 from tests.fixture_cases import Case, load_cases, sequence_mismatches
-from tests.support.adapter_properties import MUTATIONS, Mutation, assert_well_formed, mutate
+from tests.support.adapter_properties import MUTATIONS, SMALL_JSON_VALUES, Mutation, assert_well_formed, mutate
 
 ADAPTER = FalconideAdapter()
 CASES = load_cases("falconide")
@@ -429,15 +429,7 @@ def test_record_too_deep_to_fingerprint_is_a_failure_with_its_index() -> None:
     assert [(f.reason, f.index) for f in result.failures] == [("unencodable_event", 1)]
 
 
-FLOATS = st.floats(allow_nan=False, allow_infinity=False)
-SCALARS = st.none() | st.booleans() | st.integers() | FLOATS | st.text(max_size=20)
-
-
-def containers(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
-    return st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
-
-
-JSON_VALUES = st.recursive(SCALARS, containers, max_leaves=20)
+JSON_VALUES = SMALL_JSON_VALUES
 FIELD_NAMES = [
     "TRANSID",
     "RCPTID",

@@ -19,7 +19,7 @@ from processors.adapters.sparkpost import SparkPostAdapter
 from processors.normalize import build_event
 from processors.timestamps import parse_time
 from tests.fixture_cases import Case, load_cases, sequence_mismatches
-from tests.support.adapter_properties import MUTATIONS, Mutation, assert_well_formed, mutate
+from tests.support.adapter_properties import MUTATIONS, SMALL_JSON_VALUES, Mutation, assert_well_formed, mutate
 
 ADAPTER = SparkPostAdapter()
 CASES = load_cases("sparkpost")
@@ -473,15 +473,7 @@ def test_item_too_deep_to_fingerprint_is_a_failure_with_its_index() -> None:
     assert [(f.reason, f.index) for f in result.failures] == [("unencodable_event", 1)]
 
 
-FLOATS = st.floats(allow_nan=False, allow_infinity=False)
-SCALARS = st.none() | st.booleans() | st.integers() | FLOATS | st.text(max_size=20)
-
-
-def containers(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
-    return st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
-
-
-JSON_VALUES = st.recursive(SCALARS, containers, max_leaves=20)
+JSON_VALUES = SMALL_JSON_VALUES
 FIELD_NAMES = [
     "type",
     "event_id",
