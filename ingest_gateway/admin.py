@@ -12,104 +12,103 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
 
 from espwire.config import Settings
+from ingest_gateway.dispatch import Dispatcher
 from sinks.postgres import PG_UNAVAILABLE, parse_instant
 from sinks.privacy import Redactor
 from sinks.suppression import SuppressionOptions, SuppressionStore, suppressions_csv
 
 log = logging.getLogger("espwire.gateway.admin")
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Answer = Callable[[SuppressionStore], Awaitable[web.StreamResponse]]
 
 
-@dataclass
-class _AdminState:
-    options: SuppressionOptions | None
-    store: SuppressionStore | None = None
+class SuppressionApi:
+    """The suppression routes; ``start`` opens the pool before the gateway listens, ``close`` after it stops."""
 
+    def __init__(self, settings: Settings) -> None:
+        config = next((s for s in settings.sinks if s.type == "suppression"), None)
+        self._options = SuppressionOptions.from_config(config) if config is not None else None
+        admin_token = settings.gateway.admin_token
+        self._token = admin_token.get_secret_value().encode() if admin_token is not None else None
+        self._pool: Any = None
+        self._store: SuppressionStore | None = None
 
-STATE_KEY = web.AppKey("espwire_admin_suppressions", _AdminState)
+    def add_routes(self, dispatcher: Dispatcher) -> None:
+        dispatcher.add_segment("/api/suppressions", self.get_one)
+        dispatcher.add_get("/api/suppressions", self.list_all)
 
-
-def add_admin_routes(app: web.Application, settings: Settings) -> None:
-    """Registers the suppression routes on ``app``; the pool opens with the app and closes with it."""
-    config = next((s for s in settings.sinks if s.type == "suppression"), None)
-    state = _AdminState(SuppressionOptions.from_config(config) if config is not None else None)
-    app[STATE_KEY] = state
-    token = settings.gateway.admin_token.get_secret_value().encode() if settings.gateway.admin_token else None
-
-    async def pool_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    async def start(self) -> None:
+        if self._options is None:
+            return
         import asyncpg  # type: ignore[import-untyped]
 
-        pool = None
-        if state.options is not None:
-            options = state.options
-            pool = await asyncpg.create_pool(
-                options.dsn.get_secret_value(),
-                min_size=0,
-                max_size=2,
-                timeout=5,
-                command_timeout=10,
+        options = self._options
+        self._pool = await asyncpg.create_pool(
+            options.dsn.get_secret_value(),
+            min_size=0,
+            max_size=2,
+            timeout=5,
+            command_timeout=10,
+        )
+        self._store = SuppressionStore(self._pool, options.schema_, Redactor(options.privacy))
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+        self._store = None
+
+    async def get_one(self, request: web.BaseRequest, email: str) -> web.StreamResponse:
+        async def answer(store: SuppressionStore) -> web.StreamResponse:
+            entry = await store.get_suppression(email)
+            if entry is None:
+                return web.json_response({"error": "not suppressed"}, status=404)
+            return web.json_response(_jsonable(entry))
+
+        return await self._guarded(request, answer)
+
+    async def list_all(self, request: web.BaseRequest) -> web.StreamResponse:
+        return await self._guarded(request, lambda store: _list(store, request.query))
+
+    async def _guarded(self, request: web.BaseRequest, answer: Answer) -> web.StreamResponse:
+        header = request.headers.get("Authorization", "")
+        scheme, _, presented = header.partition(" ")
+        if (
+            self._token is None
+            or scheme.lower() != "bearer"
+            or not hmac.compare_digest(presented.strip().encode(), self._token)
+        ):
+            return web.json_response(
+                {"error": "unauthorized"}, status=401, headers={"WWW-Authenticate": 'Bearer realm="espwire-admin"'}
             )
-            state.store = SuppressionStore(pool, options.schema_, Redactor(options.privacy))
-        yield
-        if pool is not None:
-            await pool.close()
-
-    app.cleanup_ctx.append(pool_lifecycle)
-
-    def protected(handler: Handler) -> Handler:
-        async def guarded(request: web.Request) -> web.StreamResponse:
-            header = request.headers.get("Authorization", "")
-            scheme, _, presented = header.partition(" ")
-            if (
-                token is None
-                or scheme.lower() != "bearer"
-                or not hmac.compare_digest(presented.strip().encode(), token)
-            ):
-                return web.json_response(
-                    {"error": "unauthorized"}, status=401, headers={"WWW-Authenticate": 'Bearer realm="espwire-admin"'}
-                )
-            if state.store is None:
-                return web.json_response({"error": "no [[sinks]] entry of type suppression is configured"}, status=404)
-            try:
-                return await handler(request)
-            except PG_UNAVAILABLE as exc:
-                log.warning("suppression database unavailable", extra={"error": repr(exc)[:300]})
-                return web.json_response({"error": "database unavailable"}, status=503, headers={"Retry-After": "5"})
-
-        return guarded
-
-    async def get_one(request: web.Request) -> web.StreamResponse:
-        assert state.store is not None
-        entry = await state.store.get_suppression(request.match_info["email"])
-        if entry is None:
-            return web.json_response({"error": "not suppressed"}, status=404)
-        return web.json_response(_jsonable(entry))
-
-    async def list_all(request: web.Request) -> web.StreamResponse:
-        assert state.store is not None
-        since_text = request.query.get("since")
-        since = parse_instant(since_text) if since_text else None
-        if since_text and since is None:
-            return web.json_response({"error": "since must be an ISO 8601 time"}, status=400)
+        if self._store is None:
+            return web.json_response({"error": "no [[sinks]] entry of type suppression is configured"}, status=404)
         try:
-            limit = min(int(request.query.get("limit", "10000")), 100_000)
-        except ValueError:
-            return web.json_response({"error": "limit must be an integer"}, status=400)
-        rows = await state.store.list_suppressions(since, limit)
-        if request.query.get("format") == "csv":
-            return web.Response(text=suppressions_csv(rows), content_type="text/csv")
-        return web.json_response({"suppressions": [_jsonable(row) for row in rows]})
+            return await answer(self._store)
+        except PG_UNAVAILABLE as exc:
+            log.warning("suppression database unavailable", extra={"error": repr(exc)[:300]})
+            return web.json_response({"error": "database unavailable"}, status=503, headers={"Retry-After": "5"})
 
-    app.router.add_get("/api/suppressions/{email}", protected(get_one))
-    app.router.add_get("/api/suppressions", protected(list_all))
+
+async def _list(store: SuppressionStore, query: Mapping[str, str]) -> web.StreamResponse:
+    since_text = query.get("since")
+    since = parse_instant(since_text) if since_text else None
+    if since_text and since is None:
+        return web.json_response({"error": "since must be an ISO 8601 time"}, status=400)
+    try:
+        limit = min(int(query.get("limit", "10000")), 100_000)
+    except ValueError:
+        return web.json_response({"error": "limit must be an integer"}, status=400)
+    rows = await store.list_suppressions(since, limit)
+    if query.get("format") == "csv":
+        return web.Response(text=suppressions_csv(rows), content_type="text/csv")
+    return web.json_response({"suppressions": [_jsonable(row) for row in rows]})
 
 
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:

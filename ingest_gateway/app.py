@@ -1,4 +1,4 @@
-"""Builds and runs the gateway: one aiohttp application per process, N processes on one port."""
+"""Builds and runs the gateway: one aiohttp low-level server per process, N processes on one port."""
 
 from __future__ import annotations
 
@@ -11,14 +11,19 @@ import shutil
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from espwire.config import Settings
 from espwire.topics import Topics
+from ingest_gateway.dispatch import Dispatcher
 from ingest_gateway.publisher import RawPublisher
 from ingest_gateway.routes import HookHandler, healthz, metrics_handler, readyz_handler
 from ingest_gateway.spool import Spool
+
+if TYPE_CHECKING:
+    from ingest_gateway.admin import SuppressionApi  # imported only with an admin token: it needs the sinks
 
 log = logging.getLogger("espwire.gateway")
 
@@ -37,35 +42,68 @@ def build_publisher(settings: Settings, bootstrap: str) -> RawPublisher:
     )
 
 
-def build_app(settings: Settings, publisher: RawPublisher) -> web.Application:
-    app = web.Application()
-    hooks = HookHandler(settings, publisher)
-    app.router.add_route("*", "/hooks/{source_id}", hooks.handle)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz_handler(publisher))
-    app.router.add_get("/metrics", metrics_handler(hooks.tally))
-    if settings.gateway.admin_token is not None:
-        from ingest_gateway.admin import add_admin_routes
+class Gateway:
+    """One process's routes, and what they need running from before the first request to after the last."""
 
-        add_admin_routes(app, settings)  # /api/suppressions, token protected
+    def __init__(self, settings: Settings, publisher: RawPublisher) -> None:
+        self.publisher = publisher
+        self.hooks = HookHandler(settings, publisher)
+        self.dispatcher = Dispatcher()
+        # Every method reaches the hook handler: an unknown source is 404 before a wrong method is 405.
+        self.dispatcher.add_segment("/hooks", self.hooks.handle, methods=None)
+        self.dispatcher.add_get("/healthz", healthz)
+        self.dispatcher.add_get("/readyz", readyz_handler(publisher))
+        self.dispatcher.add_get("/metrics", metrics_handler(self.hooks.tally))
+        self.suppressions: SuppressionApi | None = None
+        if settings.gateway.admin_token is not None:
+            from ingest_gateway.admin import SuppressionApi
 
-    async def flush_tally_every_second() -> None:
+            self.suppressions = SuppressionApi(settings)  # /api/suppressions, token protected
+            self.suppressions.add_routes(self.dispatcher)
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self.suppressions is not None:
+            await self.suppressions.start()  # first: a bad DSN fails here with nothing else running yet
+        await self.publisher.start()
+        self._flusher = asyncio.get_running_loop().create_task(self._flush_tally_every_second(), name="metrics-tally")
+
+    async def close(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        self.hooks.tally.flush()
+        await self.publisher.stop()
+        if self.suppressions is not None:
+            await self.suppressions.close()
+
+    async def _flush_tally_every_second(self) -> None:
         while True:
             await asyncio.sleep(1.0)
-            hooks.tally.flush()
+            self.hooks.tally.flush()
 
-    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        await publisher.start()
-        flusher = asyncio.get_running_loop().create_task(flush_tally_every_second(), name="metrics-tally")
-        yield
-        flusher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await flusher
-        hooks.tally.flush()
-        await publisher.stop()
 
-    app.cleanup_ctx.append(lifecycle)
-    return app
+@contextlib.asynccontextmanager
+async def serving(
+    settings: Settings, publisher: RawPublisher, host: str, port: int, *, reuse_port: bool = False
+) -> AsyncIterator[Gateway]:
+    """Serves until the block ends: the publisher is up before the port opens, and stops after the
+    requests in flight are answered (aiohttp waits for them once the port is closed)."""
+    gateway = Gateway(settings, publisher)
+    await gateway.start()
+    try:
+        # auto_decompress off: the gateway inflates bodies itself, in bounded steps (limits.py).
+        server = web.Server(gateway.dispatcher, auto_decompress=False, access_log=None)
+        runner = web.ServerRunner(server, handle_signals=False)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host, port, reuse_port=reuse_port, backlog=1024).start()
+            yield gateway
+        finally:
+            await runner.cleanup()
+    finally:
+        await gateway.close()
 
 
 async def serve(
@@ -73,22 +111,15 @@ async def serve(
 ) -> None:
     """Runs one gateway process until ``stop`` is set (or SIGTERM/SIGINT when none is given)."""
     publisher = build_publisher(settings, bootstrap)
-    app = build_app(settings, publisher)
-    # auto_decompress off: the gateway inflates bodies itself, in bounded steps (limits.py).
-    runner = web.AppRunner(app, auto_decompress=False, access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.gateway.host, settings.gateway.port, reuse_port=reuse_port, backlog=1024)
-    await site.start()
-    log.info("gateway listening", extra={"host": settings.gateway.host, "port": settings.gateway.port})
-    if stop is None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-    try:
+    host, port = settings.gateway.host, settings.gateway.port
+    async with serving(settings, publisher, host, port, reuse_port=reuse_port):
+        log.info("gateway listening", extra={"host": host, "port": port})
+        if stop is None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop.set)
         await stop.wait()
-    finally:
-        await runner.cleanup()
 
 
 def _worker(settings: Settings, bootstrap: str) -> None:

@@ -26,21 +26,21 @@ class RequestRefused(Exception):
         self.reason = reason
 
 
-def content_encoding(request: web.Request) -> str:
+def content_encoding(request: web.BaseRequest) -> str:
     encoding = request.headers.get("Content-Encoding", "identity").strip().lower() or "identity"
     if encoding not in ACCEPTED_ENCODINGS:
         raise RequestRefused(415, f"Content-Encoding {encoding[:32]!r} is not supported")
     return encoding
 
 
-def _check_declared(request: web.Request, max_bytes: int) -> int | None:
+def _check_declared(request: web.BaseRequest, max_bytes: int) -> int | None:
     declared = request.content_length
     if declared is not None and declared > max_bytes:
         raise RequestRefused(413, f"body of {declared} bytes is over the {max_bytes}-byte limit")
     return declared
 
 
-def complete_body(request: web.Request, max_bytes: int) -> bytes | None:
+def complete_body(request: web.BaseRequest, max_bytes: int) -> bytes | None:
     """The body when it came whole with the headers (the usual webhook): taken without an await or a
     timer. None when more is still to come; then ``read_body`` waits for it."""
     declared = _check_declared(request, max_bytes)
@@ -55,7 +55,7 @@ def complete_body(request: web.Request, max_bytes: int) -> bytes | None:
     return body
 
 
-async def read_body(request: web.Request, max_bytes: int, timeout: float) -> bytes:
+async def read_body(request: web.BaseRequest, max_bytes: int, timeout: float) -> bytes:
     """The body as sent on the wire, refusing (413) as soon as it is over ``max_bytes``; a client that
     takes longer than ``timeout`` to send it gets TimeoutError (the caller answers 408)."""
     declared = _check_declared(request, max_bytes)
@@ -65,7 +65,7 @@ async def read_body(request: web.Request, max_bytes: int, timeout: float) -> byt
         return await _read(request, declared, max_bytes)
 
 
-async def _read(request: web.Request, declared: int | None, max_bytes: int) -> bytes:
+async def _read(request: web.BaseRequest, declared: int | None, max_bytes: int) -> bytes:
     if declared is not None:
         try:
             return await request.content.readexactly(declared)  # the common case: one await
@@ -114,7 +114,7 @@ def decode_body(body: bytes, encoding: str, max_bytes: int) -> bytes:
     return b"".join(out)
 
 
-def client_address(request: web.Request, trusted_proxies: Sequence[IPNetwork]) -> str | None:
+def client_address(request: web.BaseRequest, trusted_proxies: Sequence[IPNetwork]) -> str | None:
     """The peer, or the first untrusted hop of X-Forwarded-For when the peer is a trusted proxy."""
     peer = request.remote
     if not trusted_proxies or peer is None:

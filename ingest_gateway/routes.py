@@ -57,8 +57,9 @@ class HookHandler:
         }
         self.tally = metrics.RequestTally({s.id: s.provider for s in settings.sources})
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        source = self._sources.get(request.match_info["source_id"])
+    async def handle(self, request: web.BaseRequest, source_id: str) -> web.StreamResponse:
+        """``/hooks/{source_id}``: every method reaches here, so an unknown source is 404 before a 405."""
+        source = self._sources.get(source_id)
         if source is None:
             return _json(404, {"error": "unknown source"})
         tally = self.tally
@@ -70,7 +71,7 @@ class HookHandler:
         tally.answered(source.id, response.status)
         return response
 
-    async def _handle_source(self, request: web.Request, source: SourceConfig) -> web.StreamResponse:
+    async def _handle_source(self, request: web.BaseRequest, source: SourceConfig) -> web.StreamResponse:
         started = time.perf_counter()
         if request.method not in HOOK_METHODS:
             return _json(405, {"error": f"method {request.method} not allowed"}, {"Allow": ", ".join(HOOK_METHODS)})
@@ -111,7 +112,7 @@ class HookHandler:
         accepted = b'{"status":"accepted","request_id":"%s"}' % envelope.request_id.encode()
         return web.Response(body=accepted, headers=_JSON_HEADERS)
 
-    def _envelope(self, request: web.Request, source: SourceConfig, body: bytes, address: str | None) -> Envelope:
+    def _envelope(self, request: web.BaseRequest, source: SourceConfig, body: bytes, address: str | None) -> Envelope:
         given = request.headers
         headers = {name: value for name in self._kept_headers[source.id] if (value := given.get(name)) is not None}
         options = {"timezone": source.timezone} if source.timezone != "UTC" else {}
@@ -130,7 +131,7 @@ class HookHandler:
         )
 
 
-async def healthz(request: web.Request) -> web.Response:
+async def healthz(request: web.BaseRequest) -> web.Response:
     return _json(200, {"status": "ok"})
 
 
@@ -143,8 +144,8 @@ def _metrics_body() -> bytes:
     return generate_latest()
 
 
-def readyz_handler(publisher: RawPublisher) -> Callable[[web.Request], Awaitable[web.Response]]:
-    async def readyz(request: web.Request) -> web.Response:
+def readyz_handler(publisher: RawPublisher) -> Callable[[web.BaseRequest], Awaitable[web.Response]]:
+    async def readyz(request: web.BaseRequest) -> web.Response:
         ready = publisher.ready
         body = {"ready": ready, "kafka": publisher.kafka_up, "spool_bytes": publisher.spool.size}
         return _json(200 if ready else 503, body)
@@ -152,8 +153,8 @@ def readyz_handler(publisher: RawPublisher) -> Callable[[web.Request], Awaitable
     return readyz
 
 
-def metrics_handler(tally: metrics.RequestTally) -> Callable[[web.Request], Awaitable[web.Response]]:
-    async def serve_metrics(request: web.Request) -> web.Response:
+def metrics_handler(tally: metrics.RequestTally) -> Callable[[web.BaseRequest], Awaitable[web.Response]]:
+    async def serve_metrics(request: web.BaseRequest) -> web.Response:
         tally.flush()  # this process's counts are exact at its own scrape
         response = web.Response(body=_metrics_body())
         response.content_type = CONTENT_TYPE_LATEST.split(";")[0]

@@ -12,7 +12,7 @@ from typing import Any
 from espwire.broker import free_port
 from espwire.config import EXAMPLE_CONFIG, Settings, load_settings
 from espwire.topics import Topics, ensure_topics
-from ingest_gateway.app import build_app, build_publisher
+from ingest_gateway.app import build_publisher, serving
 from ingest_gateway.publisher import RawPublisher
 
 
@@ -37,19 +37,12 @@ class RunningGateway:
 
 @contextlib.asynccontextmanager
 async def running_gateway(settings: Settings, bootstrap: str) -> AsyncIterator[RunningGateway]:
-    from aiohttp import web
-
     topics = Topics(settings.kafka.topic_prefix)
     with contextlib.suppress(Exception):
         await ensure_topics(bootstrap, topics.core(), settings.kafka.partitions)
     publisher = build_publisher(settings, bootstrap)
-    app = build_app(settings, publisher)
-    runner = web.AppRunner(app, auto_decompress=False, access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", settings.gateway.port)
-    await site.start()
     try:
-        yield RunningGateway(f"http://127.0.0.1:{settings.gateway.port}", settings, publisher, topics)
+        async with serving(settings, publisher, "127.0.0.1", settings.gateway.port):
+            yield RunningGateway(f"http://127.0.0.1:{settings.gateway.port}", settings, publisher, topics)
     finally:
-        await runner.cleanup()
         await asyncio.sleep(0)

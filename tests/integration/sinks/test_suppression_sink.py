@@ -11,7 +11,8 @@ from aiohttp import web
 
 from espwire.broker import free_port
 from espwire.config import GatewayConfig, SinkConfig
-from ingest_gateway.admin import add_admin_routes
+from ingest_gateway.admin import SuppressionApi
+from ingest_gateway.dispatch import Dispatcher
 from sinks.suppression import SuppressionOptions, SuppressionSink, SuppressionStore, suppressions_csv
 from tests.integration.sinks.conftest import publish_events, running_sink, sink_settings, wait_until
 from tests.unit.sinks.factory import BASE_TIME, make_event
@@ -87,9 +88,11 @@ async def _applied(pool: asyncpg.Pool, schema: str) -> int:
 
 
 async def _admin_api(settings: object) -> None:
-    app = web.Application()
-    add_admin_routes(app, settings)  # type: ignore[arg-type]
-    runner = web.AppRunner(app, access_log=None)
+    api = SuppressionApi(settings)  # type: ignore[arg-type]
+    dispatcher = Dispatcher()
+    api.add_routes(dispatcher)
+    await api.start()
+    runner = web.ServerRunner(web.Server(dispatcher, access_log=None))
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
@@ -114,3 +117,4 @@ async def _admin_api(settings: object) -> None:
                 assert response.status == 400
     finally:
         await runner.cleanup()
+        await api.close()
