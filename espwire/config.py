@@ -86,6 +86,10 @@ class GatewayConfig(Section):
     spool_segment_bytes: int = 64 * 1024 * 1024
     linger_ms: int = 2  # the spool drainer's producer only: live requests are group-committed, no linger
     admin_token: SecretStr | None = None
+    # On SIGTERM, keep serving this long with /readyz answering 503, so a load balancer that health-checks
+    # /readyz stops sending here before the port closes (a refused connection is a lost webhook for a
+    # provider that never retries). Set it above the balancer's check interval times its fall count.
+    shutdown_grace_seconds: float = Field(default=0.0, ge=0)
 
     _split_ips = field_validator("trusted_proxies", mode="before")(_networks)
 

@@ -120,6 +120,11 @@ async def serve(
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, stop.set)
         await stop.wait()
+        grace = settings.gateway.shutdown_grace_seconds
+        if grace > 0:
+            publisher.refuse_readiness()
+            log.info("stopping: /readyz answers 503 while requests are still served", extra={"seconds": grace})
+            await asyncio.sleep(grace)
 
 
 def _worker(settings: Settings, bootstrap: str) -> None:

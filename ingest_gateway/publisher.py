@@ -59,6 +59,10 @@ class RawPublisher:
     def ready(self) -> bool:
         return not self._stopping and (self._kafka_up or self.spool.has_room)
 
+    def refuse_readiness(self) -> None:
+        """From now on /readyz says 503 (shutting down), while requests are still taken and stored."""
+        self._stopping = True
+
     async def start(self) -> None:
         self.spool.open()
         await self._connect()

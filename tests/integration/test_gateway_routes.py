@@ -79,3 +79,37 @@ async def test_unknown_expectation_is_417(kafka_bootstrap: str, topic_prefix: st
         headers = {**TOKEN, "Expect": "something-else"}
         async with http.post(gateway.url + "/hooks/sparkpost", data=b"[]", headers=headers) as response:
             assert response.status == 417
+
+
+async def test_a_stopping_gateway_says_not_ready_and_still_stores_during_its_grace(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    from ingest_gateway.app import serve
+
+    settings = gateway_settings(topic_prefix, tmp_path, shutdown_grace_seconds=1.5)
+    url = f"http://127.0.0.1:{settings.gateway.port}"
+    stop = asyncio.Event()
+    server = asyncio.create_task(serve(settings, kafka_bootstrap, stop=stop))
+    async with aiohttp.ClientSession() as http:
+        for _ in range(100):  # until it listens
+            try:
+                async with http.get(url + "/readyz") as response:
+                    if response.status == 200:
+                        break
+            except aiohttp.ClientConnectionError:
+                pass
+            await asyncio.sleep(0.1)
+        stop.set()
+        await asyncio.sleep(0.2)
+        async with http.get(url + "/readyz") as response:
+            assert response.status == 503
+            assert (await response.json())["ready"] is False
+        async with http.post(url + "/hooks/sparkpost", data=b'[{"msys":{}}]', headers=TOKEN) as response:
+            assert response.status == 200
+            assert (await response.json())["status"] == "accepted"
+        await asyncio.wait_for(server, timeout=15)
+        try:
+            async with http.get(url + "/healthz") as response:
+                raise AssertionError(f"still answering after the grace: {response.status}")
+        except aiohttp.ClientConnectionError:
+            pass  # the port is closed once the grace is over
