@@ -1,4 +1,5 @@
-"""The gateway's routes as its dispatcher serves them: the router's 404 and 405 rules, and Expect: 100-continue."""
+"""The gateway's routes as its dispatcher serves them: the router's 404 and 405 rules, Expect: 100-continue, and
+readiness during the shutdown grace."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 import aiohttp
 import orjson
 
+from espwire.broker import wait_for_port
+from ingest_gateway.app import serve
 from tests.support.gateway import gateway_settings, running_gateway
 
 TOKEN = {"X-MessageSystems-Webhook-Token": "sp-test-token"}
@@ -84,21 +87,15 @@ async def test_unknown_expectation_is_417(kafka_bootstrap: str, topic_prefix: st
 async def test_a_stopping_gateway_says_not_ready_and_still_stores_during_its_grace(
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
-    from ingest_gateway.app import serve
-
     settings = gateway_settings(topic_prefix, tmp_path, shutdown_grace_seconds=1.5)
     url = f"http://127.0.0.1:{settings.gateway.port}"
     stop = asyncio.Event()
     server = asyncio.create_task(serve(settings, kafka_bootstrap, stop=stop))
+    # The publisher is started before the port opens: once it listens, it is ready.
+    await asyncio.to_thread(wait_for_port, "127.0.0.1", settings.gateway.port, 20)
     async with aiohttp.ClientSession() as http:
-        for _ in range(100):  # until it listens
-            try:
-                async with http.get(url + "/readyz") as response:
-                    if response.status == 200:
-                        break
-            except aiohttp.ClientConnectionError:
-                pass
-            await asyncio.sleep(0.1)
+        async with http.get(url + "/readyz") as response:
+            assert response.status == 200
         stop.set()
         await asyncio.sleep(0.2)
         async with http.get(url + "/readyz") as response:
