@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import tempfile
 import time
 import uuid
@@ -27,6 +26,7 @@ from typing import Any
 import orjson
 import uvloop
 
+from benchmarks.procs import process_cpu_seconds
 from espwire.config import Settings, SinkConfig
 from espwire.runtime import tune_gc
 from sinks.base import Position, Sink
@@ -102,14 +102,10 @@ async def drive(sink: Sink, events: list[dict[str, Any]], encoded: list[bytes], 
 
 def _cpu_seconds(pids: list[int]) -> float | None:
     """User + system CPU of these processes (the server's backends when it runs on this machine), else None."""
-    total = 0
     try:
-        for pid in pids:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
+        return sum(process_cpu_seconds(pid) for pid in pids)
     except (OSError, IndexError, ValueError):
         return None
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 async def _backend_pids(sink: PostgresSink) -> list[int]:

@@ -55,15 +55,20 @@ def tree(pid: int) -> list[int]:
     return pids
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process; OSError when it is gone or not on this machine."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14 and 15 of stat)
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of the process tree (live processes only)."""
-    total = 0
+    total = 0.0
     for p in tree(pid):
         with contextlib.suppress(OSError, IndexError, ValueError):
-            with open(f"/proc/{p}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-    return total / CLK_TCK
+            total += process_cpu_seconds(p)
+    return total
 
 
 def rss_kib(pid: int) -> tuple[int, int]:
