@@ -23,7 +23,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -135,9 +135,13 @@ def wait_ready(port: int, path: str, timeout: float, managed: Managed) -> None:
         time.sleep(0.1)
 
 
+GATEWAY_CASES = ("espwire", "aiohttp-uvloop", "aiohttp-asyncio", "nginx", "aiohttp+aiokafka", "fastapi+aiokafka")
+
+
 class Bench:
-    def __init__(self, mode: Mode, out: Path, tmp: Path) -> None:
+    def __init__(self, mode: Mode, out: Path, tmp: Path, gateway_cases: Sequence[str] = GATEWAY_CASES) -> None:
         self.mode = mode
+        self.gateway_cases = list(gateway_cases)
         self.out = out
         self.tmp = tmp
         self.logs = tmp / "logs"
@@ -215,7 +219,7 @@ class Bench:
             SP_HEADERS,
         )
         self.topics("bench-gw", "bench-aiokafka", "bench-fastapi")
-        cases = ["espwire", "aiohttp-uvloop", "aiohttp-asyncio", "nginx", "aiohttp+aiokafka", "fastapi+aiokafka"]
+        cases = self.gateway_cases
         kafka_cases = {"espwire", "aiohttp+aiokafka", "fastapi+aiokafka"}
         runs: dict[str, dict[int, list[dict[str, Any]]]] = {c: {n: [] for n in mode.connections} for c in cases}
         for rep in range(mode.reps):
@@ -647,8 +651,16 @@ def main() -> int:
         default="",
         help="comma-separated: gateway,open_loop,processor,end_to_end,gateway_profile,instructions",
     )
+    parser.add_argument(
+        "--gateway-cases",
+        default=",".join(GATEWAY_CASES),
+        help="the gateway step's servers, comma-separated (default all; e.g. espwire,aiohttp-uvloop to compare two)",
+    )
     args = parser.parse_args()
     mode = MODES[args.mode]
+    gateway_cases = [c for c in args.gateway_cases.split(",") if c]
+    if unknown := set(gateway_cases) - set(GATEWAY_CASES):
+        parser.error(f"unknown gateway case(s): {', '.join(sorted(unknown))}")
     for tool in ("wrk", "nginx"):
         if shutil.which(tool) is None:
             print(f"benchmarks: {tool} is missing: apt-get install -y wrk nginx-light", file=sys.stderr)
@@ -662,7 +674,7 @@ def main() -> int:
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, on_signal)
-    bench = Bench(mode, out, tmp)
+    bench = Bench(mode, out, tmp, gateway_cases)
     bench.results.update(
         {
             "mode": mode.name,

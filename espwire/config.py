@@ -85,6 +85,9 @@ class GatewayConfig(Section):
     spool_max_bytes: int = 1024 * 1024 * 1024
     spool_segment_bytes: int = 64 * 1024 * 1024
     linger_ms: int = 2  # the spool drainer's producer only: live requests are group-committed, no linger
+    # Producers (connections) the group commit alternates between: with two, the next group leaves while
+    # the previous one is being acknowledged, so the gateway does not idle on the round trip.
+    produce_lanes: int = Field(default=2, ge=1, le=8)
     admin_token: SecretStr | None = None
     # On SIGTERM, keep serving this long with /readyz answering 503, so a load balancer that health-checks
     # /readyz stops sending here before the port closes (a refused connection is a lost webhook for a

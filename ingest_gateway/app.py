@@ -37,6 +37,7 @@ def build_publisher(settings: Settings, bootstrap: str) -> RawPublisher:
         spool,
         ack_timeout=gateway.ack_timeout_seconds,
         linger_ms=gateway.linger_ms,
+        lanes=gateway.produce_lanes,
         compression=settings.kafka.compression,
         client_id=f"{settings.kafka.client_id}-gateway",
     )

@@ -1,14 +1,20 @@
 """Group commit to Kafka: every request waiting for an acknowledgement shares one produce request.
 
-While one produce request is in flight, the records of newly arrived requests wait in a list; when
-its acknowledgement comes back, they all leave together as one record batch. Under load each round
-trip carries as many requests as arrived during the previous one, at no cost in latency when idle
-(a lone request is sent at once). It is the spool's group fsync, applied to the broker.
+While a produce request is in flight, the records of newly arrived requests wait in a list; when a
+lane is free, they all leave together as one record batch. Under load each round trip carries as
+many requests as arrived during the previous one, at no cost in latency when idle (a lone request is
+sent at once). It is the spool's group fsync, applied to the broker.
+
+A lane is one producer (one connection per broker), and aiokafka keeps at most one produce request in
+flight per connection. With a single lane the gateway idles while every request waits for the same
+round trip (measured: 7 to 15% of its core at 64 connections); with two, the next group is on its
+way while the previous one is acknowledged, which took the gateway to its whole core for ~3% more
+CPU per request (smaller groups), +3% req/s on a VM where requests cost 80 µs, more where they
+cost less. More lanes only make the groups smaller.
 
 This replaces aiokafka's ``send`` per request, whose future, accumulator and partitioner bookkeeping
 cost more than the rest of the handler. Batches are built directly (aiokafka's C record builder)
-and handed over with ``send_batch``, at most one in flight, which is also all aiokafka's sender
-would put on the wire to one broker at a time.
+and handed over with ``send_batch``.
 
 Partitioning is sticky, as Kafka's own for records without a meaningful key: each produce request
 goes to the next partition in turn. The raw topic's key (the request id) only spreads load, so no
@@ -31,13 +37,16 @@ Waiting = tuple[bytes | None, bytes, Headers, "asyncio.Future[None]"]
 
 
 class GroupCommitProducer:
-    def __init__(self, producer: AIOKafkaProducer, topic: str, *, ack_timeout: float) -> None:
-        self.producer = producer
+    def __init__(self, lanes: Sequence[AIOKafkaProducer], topic: str, *, ack_timeout: float) -> None:
+        if not lanes:
+            raise ValueError("a group commit needs at least one producer")
+        self.lanes = tuple(lanes)
         self.topic = topic
         self.ack_timeout = ack_timeout
         self._waiting: list[Waiting] = []
         self._waiting_since = 0.0  # loop time at which the oldest waiting record arrived
-        self._flusher: asyncio.Task[None] | None = None
+        self._idle_lanes = list(reversed(self.lanes))  # popped from the end: the first lane first
+        self._flushers: set[asyncio.Task[None]] = set()
         self._next_partition = itertools.count()
         self._closed = False
 
@@ -51,21 +60,23 @@ class GroupCommitProducer:
         if not self._waiting:
             self._waiting_since = loop.time()
         self._waiting.append((key, value, headers, future))
-        if self._flusher is None:
-            self._flusher = loop.create_task(self._flush_while_waiting(), name="group-commit")
+        if self._idle_lanes:
+            flusher = loop.create_task(self._flush_while_waiting(self._idle_lanes.pop()), name="group-commit")
+            self._flushers.add(flusher)
+            flusher.add_done_callback(self._flushers.discard)
         return future
 
     async def close(self) -> None:
         """Fails what still waits; the caller spools those requests instead."""
         self._closed = True
-        if self._flusher is not None:
-            self._flusher.cancel()
+        for flusher in list(self._flushers):
+            flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
+                await flusher
         self._fail(self._waiting, KafkaError("producer is closed"))
         self._waiting = []
 
-    async def _flush_while_waiting(self) -> None:
+    async def _flush_while_waiting(self, lane: AIOKafkaProducer) -> None:
         try:
             while self._waiting:
                 group, since, self._waiting = self._waiting, self._waiting_since, []
@@ -73,7 +84,7 @@ class GroupCommitProducer:
                     # One deadline for the group, from its oldest record's arrival: no request waits
                     # longer than ack_timeout in all, however long the previous round trip took.
                     async with asyncio.timeout_at(since + self.ack_timeout):
-                        await self._produce(group)
+                        await self._produce(lane, group)
                 except (KafkaError, TimeoutError) as exc:
                     self._fail(group, exc)
                 except OSError as exc:  # as a KafkaError, as send() promises: the caller spools on those two
@@ -86,34 +97,34 @@ class GroupCommitProducer:
                         if not future.done():
                             future.set_result(None)
         finally:
-            self._flusher = None
+            self._idle_lanes.append(lane)
 
-    async def _produce(self, group: list[Waiting]) -> None:
-        partitions = await self._partitions()
+    async def _produce(self, lane: AIOKafkaProducer, group: list[Waiting]) -> None:
+        partitions = await self._partitions(lane)
         acks: list[asyncio.Future[Any]] = []
-        batch = self.producer.create_batch()
+        batch = lane.create_batch()
         for key, value, headers, _ in group:
             if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
                 # Full (max_batch_size): this one leaves now, the rest goes on in a new batch.
-                acks.append(await self._send_batch(batch, partitions))
-                batch = self.producer.create_batch()
+                acks.append(await self._send_batch(lane, batch, partitions))
+                batch = lane.create_batch()
                 batch.append(key=key, value=value, timestamp=None, headers=headers)  # a first record always fits
-        acks.append(await self._send_batch(batch, partitions))
+        acks.append(await self._send_batch(lane, batch, partitions))
         await asyncio.gather(*acks)
 
-    async def _send_batch(self, batch: Any, partitions: list[int]) -> asyncio.Future[Any]:
+    async def _send_batch(self, lane: AIOKafkaProducer, batch: Any, partitions: list[int]) -> asyncio.Future[Any]:
         partition = partitions[next(self._next_partition) % len(partitions)]
         batch.close()  # complete: aiokafka sends a closed batch at once instead of lingering for more
-        future: asyncio.Future[Any] = await self.producer.send_batch(batch, self.topic, partition=partition)
+        future: asyncio.Future[Any] = await lane.send_batch(batch, self.topic, partition=partition)
         return future
 
-    async def _partitions(self) -> list[int]:
+    async def _partitions(self, lane: AIOKafkaProducer) -> list[int]:
         # Known after the first call; only partitions with a leader, so an outage of one broker
         # moves the traffic to the others instead of timing out.
-        available = self.producer.client.cluster.available_partitions_for_topic(self.topic)
+        available = lane.client.cluster.available_partitions_for_topic(self.topic)
         if not available:
-            await self.producer.partitions_for(self.topic)  # fetches metadata, waits for the topic
-            available = self.producer.client.cluster.available_partitions_for_topic(self.topic)
+            await lane.partitions_for(self.topic)  # fetches metadata, waits for the topic
+            available = lane.client.cluster.available_partitions_for_topic(self.topic)
         if not available:
             raise KafkaTimeoutError(f"no partition of {self.topic} has a leader")
         return sorted(available)

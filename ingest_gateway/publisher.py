@@ -35,6 +35,7 @@ class RawPublisher:
         compression: str | None = None,
         client_id: str = "espwire-gateway",
         probe_interval: float = 0.5,
+        lanes: int = 2,
     ) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
@@ -44,7 +45,8 @@ class RawPublisher:
         self.compression = compression
         self.client_id = client_id
         self.probe_interval = probe_interval
-        self._producer: AIOKafkaProducer | None = None
+        self.lanes = lanes
+        self._producers: list[AIOKafkaProducer] = []
         self._group_commit: GroupCommitProducer | None = None
         self._kafka_up = False
         self._was_up = False  # "kafka is back" only after it was gone, not at start-up
@@ -76,13 +78,13 @@ class RawPublisher:
                 await self._supervisor
         if self._group_commit is not None:
             await self._group_commit.close()
-        if self._producer is not None:
+        for producer in self._producers:
             with contextlib.suppress(Exception):
-                await self._producer.stop()
+                await producer.stop()
         await self.spool.close()
 
-    async def _connect(self) -> bool:
-        producer = AIOKafkaProducer(
+    def _new_producer(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
             bootstrap_servers=self.bootstrap,
             client_id=self.client_id,
             acks="all",
@@ -94,16 +96,21 @@ class RawPublisher:
             request_timeout_ms=max(5000, int(self.ack_timeout * 3000)),
             retry_backoff_ms=100,
         )
+
+    async def _connect(self) -> bool:
+        # The first producer also drains the spool and probes the broker; each is one group-commit lane.
+        producers = [self._new_producer() for _ in range(self.lanes)]
         try:
-            await asyncio.wait_for(producer.start(), timeout=max(self.ack_timeout, 5.0))
+            await asyncio.wait_for(asyncio.gather(*(p.start() for p in producers)), timeout=max(self.ack_timeout, 5.0))
         except (KafkaError, OSError, TimeoutError) as exc:
-            with contextlib.suppress(Exception):
-                await producer.stop()
+            for producer in producers:
+                with contextlib.suppress(Exception):
+                    await producer.stop()
             log.warning("kafka not reachable; requests go to the spool", extra={"error": repr(exc)})
             self._set_up(False)
             return False
-        self._producer = producer
-        self._group_commit = GroupCommitProducer(producer, self.topic, ack_timeout=self.ack_timeout)
+        self._producers = producers
+        self._group_commit = GroupCommitProducer(producers, self.topic, ack_timeout=self.ack_timeout)
         self._set_up(True)
         return True
 
@@ -134,18 +141,16 @@ class RawPublisher:
         return "spool"
 
     async def _publish_batch(self, envelopes: list[Envelope]) -> None:
-        assert self._producer is not None
-        futures = [
-            await self._producer.send(self.topic, e.body, key=e.key, headers=e.kafka_headers()) for e in envelopes
-        ]
+        producer = self._producers[0]
+        futures = [await producer.send(self.topic, e.body, key=e.key, headers=e.kafka_headers()) for e in envelopes]
         await asyncio.wait_for(asyncio.gather(*futures), timeout=max(10.0, self.ack_timeout * 5))
         metrics.DRAINED.inc(len(envelopes))
 
     async def _probe(self) -> bool:
-        if self._producer is None:
+        if not self._producers:
             return await self._connect()
         try:
-            await asyncio.wait_for(self._producer.client.fetch_all_metadata(), timeout=self.ack_timeout)
+            await asyncio.wait_for(self._producers[0].client.fetch_all_metadata(), timeout=self.ack_timeout)
         except (KafkaError, OSError, TimeoutError):
             return False
         return True

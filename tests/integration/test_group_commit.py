@@ -43,14 +43,14 @@ async def test_concurrent_sends_share_round_trips_and_all_arrive(
     producer: AIOKafkaProducer, kafka_bootstrap: str, topic_prefix: str
 ) -> None:
     topic = f"{topic_prefix}.raw"
-    group = GroupCommitProducer(producer, topic, ack_timeout=10)
+    group = GroupCommitProducer([producer], topic, ack_timeout=10)
     round_trips = 0
     produce = group._produce
 
-    async def counted(waiting: list[object]) -> None:
+    async def counted(lane: AIOKafkaProducer, waiting: list[object]) -> None:
         nonlocal round_trips
         round_trips += 1
-        await produce(waiting)  # type: ignore[arg-type]
+        await produce(lane, waiting)  # type: ignore[arg-type]
 
     group._produce = counted  # type: ignore[method-assign]
     # 2,000 records of 1 KB, sent 500 at a time: more than one batch's 64 KiB per round trip.
@@ -68,6 +68,48 @@ async def test_concurrent_sends_share_round_trips_and_all_arrive(
     assert round_trips <= 8  # four waves of 500, each in one or two round trips, not one per record
 
 
+async def test_two_lanes_overlap_their_round_trips_and_every_record_arrives_once(
+    producer: AIOKafkaProducer, kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    topic = f"{topic_prefix}.raw"
+    second = await _producer(kafka_bootstrap)
+    group = GroupCommitProducer([producer, second], topic, ack_timeout=10)
+    in_flight = 0
+    most_in_flight = 0
+    lanes_used: set[int] = set()
+    produce = group._produce
+
+    async def observed(lane: AIOKafkaProducer, waiting: list[object]) -> None:
+        nonlocal in_flight, most_in_flight
+        in_flight += 1
+        most_in_flight = max(most_in_flight, in_flight)
+        lanes_used.add(id(lane))
+        try:
+            await produce(lane, waiting)  # type: ignore[arg-type]
+        finally:
+            in_flight -= 1
+
+    group._produce = observed  # type: ignore[method-assign]
+    values = [f"{i:06d}".encode() + b"y" * 500 for i in range(3000)]
+    pending: list[asyncio.Future[None]] = []
+    for start in range(0, len(values), 50):  # arrivals spread over event-loop turns, as requests come
+        pending += [group.send(v[:6], v, []) for v in values[start : start + 50]]
+        await asyncio.sleep(0)
+    await asyncio.gather(*pending)
+    await group.close()
+    await second.stop()
+
+    assert lanes_used == {id(producer), id(second)}
+    assert most_in_flight == 2  # a second group left while the first was still unacknowledged
+    records = await consume_all(kafka_bootstrap, topic, expect=len(values))
+    assert sorted(r.value for r in records) == values
+
+
+async def test_a_group_commit_needs_a_lane() -> None:
+    with pytest.raises(ValueError):
+        GroupCommitProducer([], "t", ack_timeout=1)
+
+
 async def test_a_broker_that_stops_answering_fails_the_waiting_records_within_the_deadline(
     topic_prefix: str,
 ) -> None:
@@ -76,7 +118,7 @@ async def test_a_broker_that_stops_answering_fails_the_waiting_records_within_th
         topic = f"{topic_prefix}.raw"
         await ensure_topics(bootstrap, [topic], 2)
         producer = await _producer(bootstrap)
-        group = GroupCommitProducer(producer, topic, ack_timeout=1.5)
+        group = GroupCommitProducer([producer], topic, ack_timeout=1.5)
         await group.send(None, b"before", [])  # acknowledged while the broker answers
         proxy.cut()
         loop = asyncio.get_running_loop()
