@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import random
 import time
@@ -77,6 +78,13 @@ async def run_sink(
 _TICK = object()
 
 
+class _GaveUp(enum.Enum):
+    """Why a batch's write was not done: the runner is stopping, or its partitions were revoked."""
+
+    STOPPING = "stopping"
+    REVOKED = "revoked"
+
+
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, runner: SinkRunner) -> None:
         self.runner = runner
@@ -91,6 +99,9 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 class SinkRunner:
+    # How long a revoke waits for the write in progress (a retrying one gives up at once).
+    REVOKE_WAIT_SECONDS = 10.0
+
     def __init__(self, settings: Settings, sink: Sink, bootstrap: str, stop: asyncio.Event, status: SinkStatus) -> None:
         self.settings = settings
         self.sink = sink
@@ -109,6 +120,7 @@ class SinkRunner:
         self.generation = 0
         self.abandoned = False
         self.write_lock = asyncio.Lock()
+        self._revoke_pending = asyncio.Event()
         self.known_topics: set[str] = set()
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
@@ -185,11 +197,17 @@ class SinkRunner:
         return False
 
     async def revoke(self, partitions: set[int]) -> None:
-        # Wait (bounded) for the batch being written, so the sink drops state it is not in the middle of using.
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(10):
-                await self.write_lock.acquire()
-                self.write_lock.release()
+        # Wait (bounded) for the batch being written, so the sink drops state it is not in the middle of
+        # using. A batch waiting to retry an unavailable destination gives up at once instead (it would
+        # be re-read anyway): the rebalance does not wait out the bound, and nothing is written late.
+        self._revoke_pending.set()
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.REVOKE_WAIT_SECONDS):
+                    await self.write_lock.acquire()
+                    self.write_lock.release()
+        finally:
+            self._revoke_pending.clear()
         self.generation += 1
         for p in partitions:
             self.consumed.pop(p, None)
@@ -279,8 +297,14 @@ class SinkRunner:
             # Unchanged by the privacy settings: the records' own JSON is still each event's JSON.
             encoded = [record.value for record in sources] if redacted is events else None
             outcome = await self._write_with_retry(redacted, positions, encoded)
-            if outcome is None:
+            if outcome is _GaveUp.STOPPING:
                 self.abandoned = True
+                return
+            if outcome is _GaveUp.REVOKED or generation != self.generation:
+                # The partitions were revoked meanwhile: whoever owns them now re-reads this batch from
+                # the committed offsets. Nothing of it is committed here, and what a write that outlasted
+                # the revoke's wait left in the sink is dropped like the rest of those partitions' state.
+                self.sink.release({position.partition for position in positions})
                 return
             dead.extend((sources[p.index], p.reason, p.detail, p.topic) for p in outcome.poison)
             metrics.EVENTS_WRITTEN.labels(self.name).inc(outcome.written)
@@ -293,7 +317,9 @@ class SinkRunner:
 
     async def _write_with_retry(
         self, events: list[Event], positions: list[Position], encoded: list[bytes] | None
-    ) -> BatchOutcome | None:
+    ) -> BatchOutcome | _GaveUp:
+        """The write's outcome, or why it was given up while the destination was unavailable: the runner
+        is stopping (the batch is abandoned), or a revoke came (the batch belongs to the next owner)."""
         attempt = 0
         while True:
             started = time.perf_counter()
@@ -303,10 +329,15 @@ class SinkRunner:
                 self._unavailable(exc)
                 metrics.RETRIES.labels(self.name).inc()
                 if self.stop.is_set():
-                    return None
+                    return _GaveUp.STOPPING
+                if self._revoke_pending.is_set():
+                    return _GaveUp.REVOKED
                 await self._sleep(
-                    backoff_seconds(attempt, self.options.retry_initial_seconds, self.options.retry_max_seconds)
+                    backoff_seconds(attempt, self.options.retry_initial_seconds, self.options.retry_max_seconds),
+                    self._revoke_pending,
                 )
+                if self._revoke_pending.is_set():
+                    return _GaveUp.REVOKED
                 attempt += 1
                 continue
             metrics.WRITE_SECONDS.labels(self.name).observe(time.perf_counter() - started)
@@ -393,6 +424,11 @@ class SinkRunner:
         self.status.ready = ready
         metrics.READY.labels(self.name).set(1 if ready else 0)
 
-    async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stop.wait(), seconds)
+    async def _sleep(self, seconds: float, wake: asyncio.Event | None = None) -> None:
+        """Sleeps, or less when stopping (or when ``wake`` is set)."""
+        waits = [asyncio.ensure_future(event.wait()) for event in (self.stop, wake) if event is not None]
+        try:
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()

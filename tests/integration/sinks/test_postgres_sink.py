@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
+from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import orjson
 
-from espwire.config import SinkConfig
+from espwire.config import Settings, SinkConfig
 from espwire.topics import Topics
 from sinks.postgres import PostgresOptions, PostgresSink, migrate, migrations
-from sinks.runner import DLQ_HEADER, SinkStatus, run_sink
+from sinks.registry import build_sink
+from sinks.runner import DLQ_HEADER, SinkRunner, SinkStatus, run_sink
 from tests.integration.sinks.conftest import crash, publish_events, running_sink, sink_settings, wait_until
 from tests.support.kafka import consume_all
 from tests.support.outage_proxy import OutageProxy
@@ -275,3 +278,78 @@ async def test_through_the_runner_the_stored_event_is_the_one_privacy_leaves(
     for row in stored:
         assert "@example.com" not in row["subject"] and "@example.com" not in row["event"]
         assert orjson.loads(row["event"])["data"]["raw"] is None
+
+
+class _TimedRevokes(SinkRunner):
+    """The real runner, noting how long each revoke of its partitions took."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.revokes: list[float] = []
+
+    async def revoke(self, partitions: set[int]) -> None:
+        started = time.monotonic()
+        await super().revoke(partitions)
+        if partitions:  # not the empty revoke before the first assignment
+            self.revokes.append(time.monotonic() - started)
+
+
+def _runner(settings: Settings, config: SinkConfig, bootstrap: str) -> tuple[_TimedRevokes, asyncio.Event]:
+    stop = asyncio.Event()
+    return _TimedRevokes(settings, build_sink(config, settings), bootstrap, stop, SinkStatus()), stop
+
+
+async def test_a_member_retrying_an_unavailable_destination_gives_its_partitions_up_at_once(
+    kafka_bootstrap: str, topic_prefix: str, postgres_dsn: str, pg_schema: str, tmp_path: Path
+) -> None:
+    """PostgreSQL is cut for the first member while a second one joins: the first stops retrying its
+    batch instead of holding the rebalance for the revoke's whole wait, its batch is written once by
+    the partitions' owners after the cut, and the group commits to the end."""
+    proxy = OutageProxy("127.0.0.1", 5432)
+    await proxy.start()
+    via_proxy = postgres_dsn.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    options = {"retry_initial_seconds": 0.2, "retry_max_seconds": 1.0, "session_timeout_ms": 6000}
+    cut_config = _config(via_proxy, pg_schema, **options)
+    settings = sink_settings(topic_prefix, tmp_path, cut_config)
+    first, first_stop = _runner(settings, cut_config, kafka_bootstrap)
+    # The second member reaches PostgreSQL directly: it starts while the first one's path is cut.
+    second, second_stop = _runner(settings, _config(postgres_dsn, pg_schema, **options), kafka_bootstrap)
+    tasks = [asyncio.create_task(first.run())]
+    try:
+        await publish_events(kafka_bootstrap, topic_prefix, [make_event(i) for i in range(200)])
+        await wait_until(lambda: _all_written(postgres_dsn, pg_schema, 200))
+        proxy.cut()
+        await publish_events(kafka_bootstrap, topic_prefix, [make_event(i) for i in range(200, 500)])
+        await wait_until(lambda: _not_ready(first.status), timeout=20)  # retrying its batch
+        tasks.append(asyncio.create_task(second.run()))
+
+        async def revoked() -> bool:
+            return bool(first.revokes)
+
+        await wait_until(revoked, timeout=60)
+        assert first.revokes[0] < SinkRunner.REVOKE_WAIT_SECONDS / 2, first.revokes
+
+        async def split() -> bool:
+            owned = [r._consumer.assignment() if r._consumer else set() for r in (first, second)]
+            return all(len(o) == 1 for o in owned)
+
+        await wait_until(split, timeout=60)
+        proxy.restore()
+        await wait_until(lambda: _all_written(postgres_dsn, pg_schema, 500))
+        assert await _counts(postgres_dsn, pg_schema) == (500, 500)
+        # The topic's ends, by reading it (Tansu's end_offsets under-reports after multi-record batches).
+        records = await consume_all(kafka_bootstrap, Topics(topic_prefix).events, expect=500)
+        ends: dict[int, int] = {}
+        for record in records:
+            ends[record.partition] = max(ends.get(record.partition, 0), record.offset + 1)
+
+        async def committed_to_the_end() -> bool:
+            committed = {p: max(r.committed.get(p, 0) for r in (first, second)) for p in ends}
+            return committed == ends
+
+        await wait_until(committed_to_the_end, timeout=30)
+    finally:
+        first_stop.set()
+        second_stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 60)
+        await proxy.stop()
