@@ -5,11 +5,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from processors.adapters.json_body import _DECODER, BodyError, parse_json, parse_json_lenient
+from processors.adapters.json_body import (
+    _DECODER,
+    WRITE_MARGIN,
+    BodyError,
+    parse_json,
+    parse_json_lenient,
+    parse_json_writable,
+)
 
 json_values = st.recursive(
     st.none()
@@ -70,3 +78,23 @@ def test_big_integers_and_leading_zeros_keep_their_digits() -> None:
 
 def test_bracketless_objects_are_a_batch() -> None:
     assert parse_json_lenient(b'{"a":1},\n\n{"a":2},\n') == [{"a": 1}, {"a": 2}]
+
+
+def test_writable_says_whether_the_fast_path_proved_the_body() -> None:
+    assert parse_json_writable(b'[{"a":1}]\n') == ([{"a": 1}], True)
+    assert parse_json_writable(b'[{"a": 1}]') == ([{"a": 1}], False)  # not compact: strict path, same value
+    assert parse_json_writable(b'{"a":9007199254740993}') == ({"a": "9007199254740993"}, False)
+    with pytest.raises(BodyError):
+        parse_json_writable(b'{"a":1,"a":2}')
+
+
+def test_the_fast_path_keeps_the_write_margin() -> None:
+    """orjson writes 254 levels: a body the fast path accepts can be nested WRITE_MARGIN levels deeper."""
+    limit = 254 - WRITE_MARGIN
+    assert parse_json_writable(b"[" * limit + b"]" * limit)[1]
+    deeper = b"[" * (limit + 1) + b"]" * (limit + 1)
+    assert parse_json_writable(deeper) == (parse_json(deeper), False)
+    value: Any = []
+    for _ in range(limit - 1 + WRITE_MARGIN):
+        value = [value]
+    orjson.dumps(value)

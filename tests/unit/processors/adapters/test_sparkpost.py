@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, cast
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,9 +16,10 @@ from espwire.event import CanonicalEvent
 from processors.adapters import sparkpost
 from processors.adapters.base import AdaptResult, Failure
 from processors.adapters.fields import epoch_or_time
-from processors.adapters.json_body import parse_json
+from processors.adapters.json_body import WRITE_MARGIN, parse_json, parse_json_writable
 from processors.adapters.sparkpost import SparkPostAdapter
 from processors.normalize import build_event
+from processors.pipeline import serialise_event
 from processors.timestamps import parse_time
 from tests.fixture_cases import Case, load_cases, sequence_mismatches
 from tests.support.adapter_properties import MUTATIONS, SMALL_JSON_VALUES, Mutation, assert_well_formed, mutate
@@ -444,10 +447,10 @@ def test_a_bug_in_one_item_is_a_failure_for_that_item(monkeypatch: pytest.Monkey
 
 
 def test_a_bug_anywhere_is_one_failure(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(body: bytes | str) -> Any:
+    def broken(body: bytes) -> Any:
         raise MemoryError
 
-    monkeypatch.setattr(sparkpost, "parse_json", broken)
+    monkeypatch.setattr(sparkpost, "parse_json_writable", broken)
     result = adapt_json([item("delivery")])
     assert result.events == []
     assert [(f.reason, f.index) for f in result.failures] == [("adapter_error", None)]
@@ -544,3 +547,73 @@ def test_random_bytes_never_raise(body: bytes) -> None:
 @given(st.sampled_from(FIXTURE_BODIES), MUTATIONS)
 def test_mutated_fixture_bodies_never_raise(body: bytes, mutations: list[Mutation]) -> None:
     adapt(body_envelope(mutate(body, mutations)))
+
+
+def nested(levels: int) -> Any:
+    """A value ``levels`` containers deep (a string inside ``levels`` arrays)."""
+    value: Any = "x"
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def deepest_body(shape: Callable[[Any], Any]) -> tuple[bytes, int]:
+    """The deepest compact body of ``shape`` (a nested value inside it) that the fast path proves
+    writable, and its nesting depth; one level deeper must take the strict path."""
+    levels = 200
+    while parse_json_writable(orjson.dumps(shape(nested(levels + 1))))[1]:
+        levels += 1
+    body = orjson.dumps(shape(nested(levels)))
+    assert parse_json_writable(body)[1]
+    assert not parse_json_writable(orjson.dumps(shape(nested(levels + 1))))[1]
+    return body, _depth(orjson.loads(body))
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
+def _message(**extra: Any) -> dict[str, Any]:
+    return {"type": "click", "event_id": "9", "rcpt_to": "a@example.com", "timestamp": 1795161660, **extra}
+
+
+# Every place a SparkPost event copies a body value from, in every batch form the adapter reads.
+DEEP_SHAPES: dict[str, Callable[[Any], Any]] = {
+    "rcpt_meta": lambda deep: [{"msys": {"track_event": _message(rcpt_meta={"k": deep})}}],
+    "cust": lambda deep: [{"msys": {"track_event": _message()}, "cust": deep}],
+    "item": lambda deep: [{"msys": {"track_event": _message()}, "extra": deep}],
+    "event": lambda deep: [{"msys": {"track_event": _message(extra=deep)}}],
+    "two_classes": lambda deep: [{"msys": {"track_event": _message(extra=deep), "message_event": _message()}}],
+    "no_event_id": lambda deep: [{"msys": {"track_event": {"type": "open", "x": deep}}}],
+    "bare_object_cust": lambda deep: {"msys": {"track_event": _message()}, "cust": deep},
+    "bare_object_rcpt_meta": lambda deep: {"msys": {"track_event": _message(rcpt_meta={"k": deep})}},
+    "results": lambda deep: {"results": [{"msys": {"track_event": _message(rcpt_meta={"k": deep})}}]},
+}
+
+
+@pytest.mark.parametrize("shape", DEEP_SHAPES.values(), ids=DEEP_SHAPES.keys())
+def test_fast_path_bodies_need_no_encodability_check(shape: Callable[[Any], Any]) -> None:
+    """The adapter skips keep_encodable for bodies the fast path read; sound because such a body is
+    proven writable with WRITE_MARGIN levels to spare and an event nests body values at most 2 deeper."""
+    body, depth = deepest_body(shape)
+    assert depth == 254 - WRITE_MARGIN  # orjson writes 254 levels
+    result = adapt(body_envelope(body))  # assert_well_formed serialises each event
+    assert result.failures == []
+    assert result.events
+    for event in result.events:
+        assert _depth(event) <= depth + 2
+        serialise_event("t", event)  # as the pipeline writes it
+    orjson.dumps(result.events)  # even the whole batch, one level more
+
+
+def test_an_envelope_orjson_cannot_write_still_gets_checked() -> None:
+    """A record not written by our gateway may carry any JSON in its envelope header."""
+    envelope = body_envelope(orjson.dumps([item("delivery")]))
+    envelope.source_id = nested(300)  # type: ignore[assignment]
+    result = ADAPTER.adapt(envelope)
+    assert result.events == []
+    assert [(f.reason, f.index) for f in result.failures] == [("unencodable_event", 0)]
