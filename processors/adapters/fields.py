@@ -29,6 +29,7 @@ _FAST_EPOCH_MIN = 1_000_000_000
 _FAST_EPOCH_MAX = 3_999_999_999
 _MINUTES: dict[int, str] = {}
 _MINUTES_KEPT = 4096
+_SECONDS_Z = [f"{second:02d}Z" for second in range(60)]
 
 _JSON_KINDS = {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
 
@@ -93,7 +94,7 @@ def epoch_or_time(value: object, *, allow_iso: bool = True) -> str | None:
         if len(_MINUTES) >= _MINUTES_KEPT:
             _MINUTES.clear()
         prefix = _MINUTES[minute] = time.strftime("%Y-%m-%dT%H:%M:", time.gmtime(minute * 60))
-    return f"{prefix}{second:02d}Z"
+    return prefix + _SECONDS_Z[second]
 
 
 def as_dict(value: object) -> dict[str, Any] | None:
