@@ -172,9 +172,14 @@ def parse_json_lenient(body: bytes | str) -> Any:
     - objects separated by commas with no enclosing brackets, trailing comma allowed (Falconide)
     Refusals for hostile input (duplicate keys, NaN, depth, long numbers, bad UTF-8) are final.
     """
+    if isinstance(body, bytes):
+        # Strict parsing of the bytes may take the fast path; of the decoded text it could not.
+        fast = _fast_parse(body)
+        if fast is not None:
+            return fast
     text = decode_text(body) if isinstance(body, bytes) else body
     try:
-        return parse_json(text)
+        return _parse_strict(text)
     except BodyError as strict_error:
         if strict_error.reason != "invalid_json":
             raise
