@@ -8,6 +8,7 @@ with the window) so a takeover after a crash is reported as IN_DOUBT rather than
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -121,8 +122,10 @@ def decide(
     )
 
 
+@functools.lru_cache(maxsize=16_384)
 def link_token(link: str) -> str:
-    """A short stable token for a link, so per-message state stays small whatever the URL length."""
+    """A short stable token for a link, so per-message state stays small whatever the URL length (cached:
+    a campaign's links repeat in every click on it)."""
     return hashlib.blake2b(link.encode("utf-8", "surrogatepass"), digest_size=6).hexdigest()
 
 

@@ -281,18 +281,24 @@ class RedisDedupeStore:
     async def note_message_events(self, items: Sequence[MessageEvent], ttl_seconds: float) -> list[MessageState]:
         if not items:
             return []
-        columns = [
-            [key for key, _, _, _ in items],
-            [kind for _, kind, _, _ in items],
-            [repr(moment) for _, _, moment, _ in items],  # as text: stored as written, compared as numbers
-            [link_token(detail) if kind == "clicked" else "" for _, kind, _, detail in items],
-        ]
+        keys, kinds, moments, details = zip(*items, strict=True)
+        columns = (
+            keys,
+            kinds,
+            list(map(repr, moments)),  # as text: stored as written, compared as numbers
+            [link_token(detail) if kind == "clicked" else "" for kind, detail in zip(kinds, details, strict=True)],
+        )
         args: list[str | int | bytes] = [f"{self._prefix}m:", max(1, int(ttl_seconds * 1000)), orjson.dumps(columns)]
         reply: bytes = await self._run("note_message_events", lambda: self._messages(args=args))
+        # Answers repeat (deliveries in the same second, clicks of one message): each is read once.
+        known: dict[bytes, MessageState] = {}
         states: list[MessageState] = []
         for answer in _split(reply, len(items)):
-            delivered, count = answer.split(b"\t")
-            states.append(MessageState(float(delivered) if delivered else None, int(count)))
+            state = known.get(answer)
+            if state is None:
+                delivered, count = answer.split(b"\t")
+                state = known[answer] = MessageState(float(delivered) if delivered else None, int(count))
+            states.append(state)
         return states
 
     async def close(self) -> None:

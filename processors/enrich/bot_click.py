@@ -22,6 +22,8 @@ from processors.enrich.base import Event, note_error, per_event_failure
 from processors.enrich.known_agents import SCANNER_NETWORKS, SCANNERS, looks_automated, match_table
 
 TIMING_KINDS = {"email.delivered": "delivered", "email.clicked": "clicked"}
+_EPOCHS: dict[str, float | None] = {}
+_EPOCHS_KEPT = 16_384
 
 
 class MessageStateStore(Protocol):
@@ -45,10 +47,19 @@ def event_epoch(event: Event) -> float | None:
     moment = data.get("occurred_at") or event.get("time") or data.get("received_at")
     if not isinstance(moment, str):
         return None
+    # The events of a batch share their seconds: each time text is parsed once (a bounded memo).
     try:
-        return datetime.fromisoformat(moment).timestamp()
+        return _EPOCHS[moment]
+    except KeyError:
+        pass
+    if len(_EPOCHS) >= _EPOCHS_KEPT:
+        _EPOCHS.clear()
+    try:
+        epoch = datetime.fromisoformat(moment).timestamp()
     except ValueError:
-        return None
+        epoch = None
+    _EPOCHS[moment] = epoch
+    return epoch
 
 
 @lru_cache(maxsize=10_000)

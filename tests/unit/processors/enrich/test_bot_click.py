@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from processors.dedupe import MemoryDedupeStore, MessageEvent, MessageState
-from processors.enrich.bot_click import BotClickEnricher
+from processors.enrich import bot_click
+from processors.enrich.bot_click import BotClickEnricher, event_epoch
 from tests.unit.processors.enrich.conftest import make_event
 
 HUMAN_UA = (
@@ -91,3 +93,16 @@ async def test_store_failure_keeps_the_static_verdict_and_notes_it() -> None:
     assert events[0]["data"]["click"] == {"bot": False, "reason": None}
     assert events[0]["data"]["enrichment_errors"] == ["bot_click: timing rules skipped: store down"]
     assert "enrichment_errors" not in events[1]["data"]
+
+
+def test_event_times_are_read_as_fromisoformat_reads_them_also_when_remembered() -> None:
+    texts = ["2026-11-20T08:00:07Z", "2026-11-20T08:00:07.250+01:00", "2026-11-20T08:00:07", "not a time"]
+    for _ in range(2):  # the second time from the memo
+        for text in texts:
+            event = delivery(1, text)
+            expected = datetime.fromisoformat(text).timestamp() if text[:1] == "2" else None
+            assert event_epoch(event) == expected
+    bot_click._EPOCHS.clear()
+    for n in range(bot_click._EPOCHS_KEPT + 5):  # bounded
+        assert event_epoch(delivery(1, f"2026-11-20T08:00:00.{n:06d}Z")) is not None
+    assert len(bot_click._EPOCHS) <= bot_click._EPOCHS_KEPT
