@@ -1,6 +1,7 @@
 """The processor without Kafka: ``Pipeline.run`` on in-memory raw records of the realistic mix.
 
     python -m benchmarks.processor_bench --events N --seconds S --out F [--profile P] [--stages redis]
+        [--breakdown-passes N]
 
 Runs with the service's GC tuning (espwire.runtime.tune_gc), in batches of the consumer's size, and
 breaks the time down by stage: envelope (header JSON -> Envelope), adapt (body parse + mapping),
@@ -9,7 +10,8 @@ serialise (orjson + CloudEvents headers). A cProfile of one pass goes to ``--pro
 ``--stages redis``: the pipeline as ``espwire process`` builds it with Redis dedupe and every enricher
 (``--redis-url``, keys under a fresh ``bench:`` prefix per pass, removed after it), each batch
 confirmed after it as the consumer does once the acks are in; the breakdown then also has dedupe
-(claim and confirm) and each enricher.
+(claim and confirm) and each enricher. ``--breakdown-passes N`` breaks it down N times and keeps
+each stage's least CPU: on a shared machine the others' load only ever adds to it.
 """
 
 from __future__ import annotations
@@ -192,6 +194,9 @@ def main() -> None:
     parser.add_argument("--profile", default="")
     parser.add_argument("--stages", choices=["", "redis"], default="")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument(
+        "--breakdown-passes", type=int, default=1, help="stage breakdown passes; each stage's least CPU is kept"
+    )
     args = parser.parse_args()
 
     records, mix = build_records(args.events)
@@ -236,11 +241,19 @@ def main() -> None:
         "serialise": round(t_serialise / n * 1e6, 3),
     }
     if args.stages:
-        loop.run_until_complete(close_all(closeables))
-        pipeline, closeables = loop.run_until_complete(build_pipeline(args.stages, args.redis_url))
-        redis_before = redis_cpu_seconds(args.redis_url)
-        stage_us = loop.run_until_complete(stage_breakdown(pipeline, groups))
-        stage_us["redis_server_cpu_us"] = round((redis_cpu_seconds(args.redis_url) - redis_before) / n * 1e6, 3)
+        # Each stage's least CPU over the passes: on a shared machine the others' load only ever adds.
+        breakdowns: list[dict[str, Any]] = []
+        for _ in range(args.breakdown_passes):
+            loop.run_until_complete(close_all(closeables))
+            pipeline, closeables = loop.run_until_complete(build_pipeline(args.stages, args.redis_url))
+            redis_before = redis_cpu_seconds(args.redis_url)
+            breakdown: dict[str, Any] = loop.run_until_complete(stage_breakdown(pipeline, groups))
+            breakdown["redis_server_cpu_us"] = round((redis_cpu_seconds(args.redis_url) - redis_before) / n * 1e6, 3)
+            breakdowns.append(breakdown)
+        stage_us = {
+            stage: min((b[stage] for b in breakdowns), key=lambda v: v["cpu_us"] if isinstance(v, dict) else v)
+            for stage in breakdowns[0]
+        }
 
     top = ""
     if args.profile:
