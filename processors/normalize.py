@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -29,7 +30,12 @@ def event_id(provider: str, provider_event_type: str, provider_event_id: str | N
     if provider_event_id is not None:
         h.update(f"id\x00{provider_event_type}\x00{provider_event_id}".encode("utf-8", "surrogatepass"))
     else:
-        h.update(b"fp\x00" + orjson.dumps(raw, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS))
+        try:
+            # String keys only (parsed JSON, forms): the bytes OPT_NON_STR_KEYS gives, for a quarter less time.
+            text = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)
+        except TypeError:
+            text = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+        h.update(b"fp\x00" + text)
     # UUID text form without building a uuid.UUID (a measurable share of the processor's time).
     x = h.hexdigest()
     return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
@@ -57,8 +63,9 @@ def freeze_raw(event: CanonicalEvent) -> orjson.Fragment:
     return fragment
 
 
-def _prune(section: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Drops None values, and the section itself when nothing is left: events stay small."""
+def _prune(section: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Drops None and empty-text values, and the section itself when nothing is left: events stay small.
+    Always a new dict: a section never shares an object with ``raw``."""
     if not section:
         return None
     kept = {k: v for k, v in section.items() if v is not None and v != ""}
@@ -94,18 +101,19 @@ def build_event(
         "occurred_at": occurred_at,
         "received_at": envelope.received_at,
         "time_source": "provider" if occurred_at is not None else "received",
-        "recipient": _prune(dict(recipient or {})) or {},
+        "recipient": _prune(recipient) or {},
     }
-    for name, section in (
-        ("message", message),
-        ("campaign", campaign),
-        ("link", link),
-        ("client", client),
-        ("metadata", metadata),
-    ):
-        pruned = _prune(section)
-        if pruned is not None:
-            data[name] = pruned
+    # Unrolled, and absent sections (links, clients on most events) skipped without a call.
+    if message and (pruned := _prune(message)):
+        data["message"] = pruned
+    if campaign and (pruned := _prune(campaign)):
+        data["campaign"] = pruned
+    if link and (pruned := _prune(link)):
+        data["link"] = pruned
+    if client and (pruned := _prune(client)):
+        data["client"] = pruned
+    if metadata and (pruned := _prune(metadata)):
+        data["metadata"] = pruned
     if bounce is not None:
         data["bounce"] = {k: v for k, v in bounce.items() if v is not None}
     if reject_reason is not None:
