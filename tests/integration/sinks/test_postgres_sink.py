@@ -32,8 +32,8 @@ async def _counts(dsn: str, schema: str) -> tuple[int, int]:
         await conn.close()
 
 
-def _config(dsn: str, schema: str, **extra: object) -> SinkConfig:
-    return SinkConfig(name="pg", type="postgres", dsn=dsn, schema=schema, batch_wait_ms=50, **extra)  # type: ignore[call-arg, arg-type]
+def _config(dsn: str, schema: str, name: str = "pg", **extra: object) -> SinkConfig:
+    return SinkConfig(name=name, type="postgres", dsn=dsn, schema=schema, batch_wait_ms=50, **extra)  # type: ignore[call-arg, arg-type]
 
 
 async def test_migrate_is_versioned_and_idempotent(postgres_dsn: str, pg_schema: str) -> None:
@@ -308,7 +308,13 @@ async def test_a_member_retrying_an_unavailable_destination_gives_its_partitions
     proxy = OutageProxy("127.0.0.1", 5432)
     await proxy.start()
     via_proxy = postgres_dsn.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
-    options = {"retry_initial_seconds": 0.2, "retry_max_seconds": 1.0, "session_timeout_ms": 6000}
+    # A consumer group of its own (the name): two members coming and going must not meet other tests'.
+    options: dict[str, Any] = {
+        "name": f"pg-{topic_prefix}",
+        "retry_initial_seconds": 0.2,
+        "retry_max_seconds": 1.0,
+        "session_timeout_ms": 6000,
+    }
     cut_config = _config(via_proxy, pg_schema, **options)
     settings = sink_settings(topic_prefix, tmp_path, cut_config)
     first, first_stop = _runner(settings, cut_config, kafka_bootstrap)
