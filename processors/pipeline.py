@@ -96,23 +96,11 @@ def _as_json_value(value: object) -> object:
 def serialise_event(topic: str, event: CanonicalEvent) -> Outgoing:
     # Keys are always strings here (JSON and form fields), so no OPT_NON_STR_KEYS: it costs a third more.
     value = orjson.dumps(event)
-    # event_headers, inlined: the key's bytes serve as ce_subject (or ce_id) too.
-    ident = event["id"].encode()
-    headers = [
-        ("ce_specversion", b"1.0"),
-        ("ce_id", ident),
-        ("ce_source", event["source"].encode()),
-        ("ce_type", event["type"].encode()),
-        ("ce_time", event["time"].encode()),
-        ("content-type", b"application/cloudevents+json"),
-    ]
-    subject = event.get("subject")
-    # Keyed by recipient: one recipient's events stay in order on one partition.
-    if subject:
-        key = subject.encode()
-        headers.append(("ce_subject", key))
-    else:
-        key = ident
+    headers = event_headers(event)
+    # Keyed by recipient: one recipient's events stay in order on one partition. The key is the bytes
+    # of the ce_subject header (the last when present), else of ce_id.
+    name, last = headers[-1]
+    key = last if name == "ce_subject" else headers[1][1]
     return Outgoing(topic, key, value, headers)
 
 
