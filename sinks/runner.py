@@ -330,11 +330,9 @@ class SinkRunner:
                 metrics.RETRIES.labels(self.name).inc()
                 if self.stop.is_set():
                     return _GaveUp.STOPPING
-                if self._revoke_pending.is_set():
-                    return _GaveUp.REVOKED
                 await self._sleep(
                     backoff_seconds(attempt, self.options.retry_initial_seconds, self.options.retry_max_seconds),
-                    self._revoke_pending,
+                    self._revoke_pending,  # a revoke already pending ends the sleep at once
                 )
                 if self._revoke_pending.is_set():
                     return _GaveUp.REVOKED
