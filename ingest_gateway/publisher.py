@@ -22,6 +22,8 @@ from ingest_gateway.spool import Spool
 
 log = logging.getLogger("espwire.gateway.publisher")
 
+BATCH_BYTES = 1024 * 1024  # one group commit of many 1 KB requests in one record batch
+
 
 class RawPublisher:
     def __init__(
@@ -92,7 +94,7 @@ class RawPublisher:
             linger_ms=self.linger_ms,
             compression_type=self.compression,
             max_request_size=16 * 1024 * 1024,
-            max_batch_size=1024 * 1024,  # one group commit of many 1 KB requests in one batch
+            max_batch_size=BATCH_BYTES,
             request_timeout_ms=max(5000, int(self.ack_timeout * 3000)),
             retry_backoff_ms=100,
         )
@@ -110,7 +112,9 @@ class RawPublisher:
             self._set_up(False)
             return False
         self._producers = producers
-        self._group_commit = GroupCommitProducer(producers, self.topic, ack_timeout=self.ack_timeout)
+        self._group_commit = GroupCommitProducer(
+            producers, self.topic, ack_timeout=self.ack_timeout, batch_bytes=BATCH_BYTES, compression=self.compression
+        )
         self._set_up(True)
         return True
 
