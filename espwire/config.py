@@ -17,6 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from espwire.event import Provider
+from espwire.topics import MAX_RECORD_BYTES
+
+# A request is kept as one Kafka record: its body plus up to 1 MiB for the envelope header and the batch.
+MAX_BODY_BYTES = MAX_RECORD_BYTES - 1024 * 1024
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_CONFIG = REPO_ROOT / "deploy" / "espwire.example.toml"
@@ -66,7 +70,7 @@ class SourceConfig(Section):
     # Zone of timestamps the provider writes without an offset (iPost "YYYY-MM-DD HH:MM:SS").
     timezone: str = "UTC"
     dedupe_window_hours: float | None = None
-    max_body_bytes: int | None = None
+    max_body_bytes: int | None = Field(default=None, ge=1, le=MAX_BODY_BYTES)
 
     _split_ips = field_validator("allow_ips", mode="before")(_networks)
 
@@ -74,8 +78,8 @@ class SourceConfig(Section):
 class GatewayConfig(Section):
     host: str = "127.0.0.1"
     port: int = 8080
-    max_body_bytes: int = 10 * 1024 * 1024
-    max_decompressed_bytes: int = 10 * 1024 * 1024
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1, le=MAX_BODY_BYTES)
+    max_decompressed_bytes: int = Field(default=10 * 1024 * 1024, ge=1, le=MAX_BODY_BYTES)
     # Wait this long for the broker's acknowledgement before the request goes to the spool.
     ack_timeout_seconds: float = 2.0
     # A client slower than this to send its request gets 408 (slowloris guard).

@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from espwire.envelope import Envelope
+from espwire.topics import MAX_RECORD_BYTES
 from ingest_gateway import metrics
 from ingest_gateway.group_commit import GroupCommitProducer
 from ingest_gateway.spool import Spool
@@ -93,7 +94,7 @@ class RawPublisher:
             enable_idempotence=False,  # Tansu refuses it; dedupe downstream covers retries
             linger_ms=self.linger_ms,
             compression_type=self.compression,
-            max_request_size=16 * 1024 * 1024,
+            max_request_size=MAX_RECORD_BYTES,
             max_batch_size=BATCH_BYTES,
             request_timeout_ms=max(5000, int(self.ack_timeout * 3000)),
             retry_backoff_ms=100,

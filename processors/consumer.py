@@ -23,7 +23,7 @@ from espwire.config import Settings
 from espwire.event import CanonicalEvent
 from espwire.failpoints import failpoint
 from espwire.kafka_batches import BatchPublisher
-from espwire.topics import Topics, ensure_topics
+from espwire.topics import MAX_RECORD_BYTES, Topics, ensure_topics
 from processors import metrics
 from processors.pipeline import Outgoing, Pipeline
 from processors.stages import build_stages
@@ -39,7 +39,7 @@ def make_producer(settings: Settings, bootstrap: str, client_suffix: str) -> AIO
         enable_idempotence=False,  # Tansu refuses it; dedupe by event id covers producer retries
         linger_ms=5,
         max_batch_size=512 * 1024,
-        max_request_size=16 * 1024 * 1024,
+        max_request_size=MAX_RECORD_BYTES,
         compression_type=settings.kafka.compression,
     )
 

@@ -25,7 +25,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 from pydantic import BaseModel, ConfigDict, Field
 
 from espwire.config import Settings
-from espwire.topics import ensure_topics
+from espwire.topics import MAX_RECORD_BYTES, ensure_topics
 from sinks.base import BatchOutcome, DestinationUnavailable, Event, Poison, Position, Sink, SinkOptions
 
 _TOPIC_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -137,7 +137,7 @@ class KafkaRouterSink(Sink):
             enable_idempotence=False,  # Tansu refuses it: downstream dedupes by ce_id
             linger_ms=5,
             max_batch_size=512 * 1024,
-            max_request_size=16 * 1024 * 1024,
+            max_request_size=MAX_RECORD_BYTES,
             compression_type=self.settings.kafka.compression,
         )
         try:

@@ -28,7 +28,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from espwire.config import Settings, SinkConfig
-from espwire.topics import Topics, ensure_topics
+from espwire.topics import MAX_RECORD_BYTES, Topics, ensure_topics
 from sinks import metrics
 from sinks.base import BatchOutcome, DestinationUnavailable, Event, Position, Sink
 from sinks.privacy import Redactor
@@ -140,7 +140,7 @@ class SinkRunner:
                 acks="all",
                 enable_idempotence=False,  # Tansu refuses it; dead letters carry the event id for dedupe
                 linger_ms=5,
-                max_request_size=16 * 1024 * 1024,
+                max_request_size=MAX_RECORD_BYTES,
             )
             await self._producer.start()
             self._consumer = AIOKafkaConsumer(

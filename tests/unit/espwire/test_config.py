@@ -32,6 +32,23 @@ def test_unknown_keys_are_refused_with_their_path(tmp_path: Path) -> None:
     assert main(["config", "check", str(bad)]) == 2
 
 
+def test_body_limits_beyond_one_kafka_record_are_refused_with_their_path(tmp_path: Path) -> None:
+    # A request is one record of at most MAX_RECORD_BYTES (16 MiB): a larger limit would accept
+    # webhooks that no topic takes, and they would stay in the spool for good.
+    bad = tmp_path / "big.toml"
+    bad.write_text(
+        "[gateway]\nmax_decompressed_bytes = 16777216\n"
+        '[[sources]]\nid = "sp"\nprovider = "sparkpost"\nmax_body_bytes = 20000000\n'
+    )
+    with pytest.raises(ConfigError) as error:
+        load_settings(bad)
+    assert "gateway.max_decompressed_bytes" in str(error.value)
+    assert "sources.0.max_body_bytes" in str(error.value)
+    fits = tmp_path / "fits.toml"
+    fits.write_text("[gateway]\nmax_body_bytes = 15728640\nmax_decompressed_bytes = 15728640\n")
+    assert load_settings(fits).gateway.max_decompressed_bytes == 15 * 1024 * 1024
+
+
 def test_environment_overrides_the_file(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ESPWIRE_KAFKA_BOOTSTRAP", "kafka.example:9092")
     monkeypatch.setenv("ESPWIRE_GATEWAY_MAX_BODY_BYTES", "1234")
