@@ -11,9 +11,11 @@ Decisions where the Pure360 documentation says nothing:
   goes to ``metadata`` under its name as sent. ``data.raw`` is the notification's decoded fields.
 - Dates are unix seconds (milliseconds above 10^11); DELIVERYSTART uses ``Delivery_Start_Date``, DELIVERY
   ``Delivery_Complete_Date``, falling back to ``Event_date`` when those are absent; anything else is null.
-- Several notifications in one POST (``event[<index>][<field>]``, a designed extension) come out in
-  numeric index order, non-numeric indices after them in body order. A form that has a ``type`` field is
-  one notification even if it also has a custom field named ``event``.
+- Several notifications in one POST (``event[<index>][<field>]``, a designed extension; ``Event[..]`` in
+  any casing) come out in numeric index order, non-numeric indices after them in body order. A form that
+  has a ``type`` field is one notification even if it also has a custom field named ``event``.
+- The body is UTF-8 (raw or percent-encoded). Only when it is not, a charset declared in the Content-Type
+  (``ISO-8859-1``, ``windows-1252``: PHP pages that are not UTF-8) is tried before ``invalid_utf8``.
 - The type is matched ignoring case and surrounding spaces; ``provider_event_type`` keeps it unchanged.
   A notification without a type is a Failure (``invalid_event``): nothing says what happened.
 - Recipient: ``email``; for SMS types ``mobile`` when there is no email; campaign-level events
@@ -24,16 +26,19 @@ Decisions where the Pure360 documentation says nothing:
 
 from __future__ import annotations
 
+import codecs
+import re
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any, ClassVar
+from urllib.parse import parse_qsl, urlencode
 
 from espwire.envelope import Envelope
 from espwire.event import CanonicalEvent
 from processors.adapters.base import AdaptResult, Failure, GuardedAdapter
 from processors.adapters.fields import epoch_or_time, json_kind, keep_encodable, smtp_codes
 from processors.adapters.json_body import BodyError
-from processors.adapters.php_form import parse_php_form
+from processors.adapters.php_form import MAX_FIELDS, parse_php_form
 from processors.normalize import build_event
 
 EVENT_TYPES: dict[str, str] = {
@@ -53,6 +58,7 @@ BOUNCE_SEVERITY: dict[str, str] = {"BOUNCE": "hard", "SOFTBOUNCE": "soft", "BLOC
 _CAMPAIGN_LEVEL = frozenset({"DELIVERYSTART", "DELIVERY"})
 _SMS = frozenset({"SMSOPTOUT", "SMSFAILED"})
 _DATE_FIELD: dict[str, str] = {"DELIVERYSTART": "deliverystartdate", "DELIVERY": "deliverycompletedate"}
+_CHARSET = re.compile(r";\s*charset\s*=\s*\"?([\w.:-]+)", re.IGNORECASE)
 
 
 @lru_cache(maxsize=4096)
@@ -170,6 +176,10 @@ def _is_index(key: str) -> bool:
 def notifications(form: dict[str, Any]) -> list[Any]:
     """The notifications in a decoded form: ``event[i]`` entries in index order, else the form itself."""
     batch = form.get("event")
+    if batch is None and "type" not in form:
+        # `Event[0][type]=...`: the wrapper's casing varies like the standard fields'. Only a form without
+        # the usual lower-case names pays for the scan.
+        batch = next((v for k, v in form.items() if k.lower() == "event" and isinstance(v, dict | list)), None)
     if not isinstance(batch, dict | list) or any(field_key(k) == "type" for k in form):
         return [form]
     if isinstance(batch, list):
@@ -179,13 +189,50 @@ def notifications(form: dict[str, Any]) -> list[Any]:
     return [batch[k] for k in numeric] + [v for k, v in batch.items() if not _is_index(k)]
 
 
+def _transcoded(body: bytes, content_type: str) -> str | None:
+    """The form re-encoded as UTF-8 when its Content-Type declares another ASCII-based charset (a PHP page
+    served as ISO-8859-1 posts ``%E9``); None when none is declared or the body is not in it either."""
+    match = _CHARSET.search(content_type)
+    if match is None:
+        return None
+    try:
+        charset = codecs.lookup(match.group(1)).name
+        # UTF-8 already failed; a charset that does not write ASCII as itself (UTF-16, base64) is no form.
+        if charset == "utf-8" or "=&".encode(charset) != b"=&":
+            return None
+        pairs = parse_qsl(
+            body.decode(charset).strip(),
+            keep_blank_values=True,
+            encoding=charset,
+            errors="strict",
+            max_num_fields=MAX_FIELDS,
+        )
+    except (LookupError, UnicodeError):
+        return None
+    except ValueError:
+        raise BodyError("too_many_fields", f"more than {MAX_FIELDS} form fields") from None
+    return urlencode(pairs)
+
+
+def read_form(envelope: Envelope) -> dict[str, Any]:
+    """The request's form; a body that is not UTF-8 is read in the charset its Content-Type declares."""
+    try:
+        return parse_php_form(envelope.body)
+    except BodyError as error:
+        # Only a body that failed as UTF-8 pays for the charset look-up.
+        text = _transcoded(envelope.body, envelope.content_type) if error.reason == "invalid_utf8" else None
+        if text is None:
+            raise
+    return parse_php_form(text)
+
+
 class Pure360Adapter(GuardedAdapter):
     provider: ClassVar[str] = "pure360"
     version: ClassVar[str] = "1"
 
     def _adapt(self, envelope: Envelope) -> AdaptResult:
         try:
-            form = parse_php_form(envelope.body)
+            form = read_form(envelope)
         except BodyError as error:
             return AdaptResult(failures=[Failure(error.reason, error.detail)])
         return map_notifications(envelope, enumerate(notifications(form)), [])

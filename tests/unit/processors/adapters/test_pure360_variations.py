@@ -1,0 +1,334 @@
+"""Pure360Adapter against variations a real HTTP notification sender can produce beyond the recorded fixtures.
+
+Each case states the concrete outcome: canonical type, subject, occurred_at, provider_event_type, bounce
+severity, fields passed through as sent, or the failure reason.
+"""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from espwire.envelope import Envelope
+from espwire.event import EVENT_ADAPTER, CanonicalEvent
+from processors.adapters.base import AdaptResult
+from processors.adapters.pure360 import Pure360Adapter
+
+ADAPTER = Pure360Adapter()
+RECEIVED = "2026-11-24T00:00:00Z"
+FORM = "application/x-www-form-urlencoded"
+
+
+def adapt(body: str | bytes, content_type: str = FORM) -> AdaptResult:
+    envelope = Envelope(
+        source_id="pure360-main",
+        provider="pure360",
+        request_id="r1",
+        received_at=RECEIVED,
+        method="POST",
+        content_type=content_type,
+        body=body.encode() if isinstance(body, str) else body,
+        remote_addr="127.0.0.1",
+    )
+    result = ADAPTER.adapt(envelope)
+    for event in result.events:
+        EVENT_ADAPTER.validate_python(event)
+        orjson.dumps(event)
+    return result
+
+
+def one(body: str | bytes, content_type: str = FORM) -> CanonicalEvent:
+    result = adapt(body, content_type)
+    assert result.failures == []
+    assert len(result.events) == 1
+    return result.events[0]
+
+
+def summary(event: CanonicalEvent) -> tuple[str, str | None, str | None, str]:
+    data = event["data"]
+    return event["type"], event.get("subject"), data["occurred_at"], data["provider_event_type"]
+
+
+@pytest.mark.parametrize(
+    ("type_key", "email_key", "date_key", "id_key", "name_key", "reason_key"),
+    [
+        ("type", "email", "Event_date", "Delivery_ID", "messageName", "Bounce_Reason"),
+        ("TYPE", "EMAIL", "EVENT_DATE", "DELIVERY_ID", "MESSAGENAME", "BOUNCE_REASON"),
+        ("Type", "Email", "Event_Date", "delivery_id", "Message_Name", "bounce_reason"),
+        ("type", "E_Mail", "eventDate", "DeliveryId", "message_name", "BounceReason"),
+        ("type", "e-mail", "event date", "Delivery ID", "Message Name", "Bounce Reason"),
+    ],
+)
+def test_standard_field_names_in_any_casing(
+    type_key: str, email_key: str, date_key: str, id_key: str, name_key: str, reason_key: str
+) -> None:
+    body = (
+        f"{type_key}=BOUNCE&{email_key}=june.kim%40example.com&{date_key}=1795162188&{id_key}=980117"
+        f"&{name_key}=NOV-2026-Deals&{reason_key}=550%205.1.1%20user%20unknown&firstName=June"
+    )
+    event = one(body)
+    data = event["data"]
+    assert summary(event) == ("email.bounced", "june.kim@example.com", "2026-11-20T08:09:48Z", "BOUNCE")
+    assert data["recipient"] == {"email": "june.kim@example.com"}
+    assert data["message"] == {"mailing_id": "980117"}
+    assert data["campaign"] == {"name": "NOV-2026-Deals"}
+    assert data["bounce"] == {
+        "severity": "hard",
+        "reason": "550 5.1.1 user unknown",
+        "smtp_status": "550",
+        "enhanced_status": "5.1.1",
+    }
+    assert data["metadata"] == {"firstName": "June"}
+
+
+def test_click_and_device_fields_in_other_casings() -> None:
+    body = (
+        "TYPE=CLICK&EMAIL=ivan%40example.net&EVENT_DATE=1795162091&DEVICE_TYPE=mobileBrowser&DeviceOS=Windows"
+        "&device_browser=Chrome&CLICK_URL=https://shop.example.com/p/8%3Fsrc%3Dpure360%26x%3D1&clickName=Main%20CTA"
+    )
+    data = one(body)["data"]
+    assert data["link"] == {"url": "https://shop.example.com/p/8?src=pure360&x=1", "name": "Main CTA"}
+    assert data["client"] == {"device": "mobileBrowser", "os": "Windows", "browser": "Chrome"}
+
+
+@pytest.mark.parametrize(
+    ("kind", "date_fields", "expected"),
+    [
+        ("DELIVERYSTART", "Delivery_Start_Date=1795161800&Delivery_Complete_Date=", "2026-11-20T08:03:20Z"),
+        ("DELIVERYSTART", "DELIVERY_START_DATE=1795161800&Event_date=1795160000", "2026-11-20T08:03:20Z"),
+        ("DELIVERYSTART", "delivery_start_date=1795161800", "2026-11-20T08:03:20Z"),
+        ("DELIVERYSTART", "DeliveryStartDate=1795161800250", "2026-11-20T08:03:20.250Z"),
+        ("DELIVERYSTART", "Delivery_Start_Date=&Event_date=1795161800", "2026-11-20T08:03:20Z"),
+        ("DELIVERY", "Delivery_Start_Date=1795161297&Delivery_Complete_Date=1795161897", "2026-11-20T08:04:57Z"),
+        ("DELIVERY", "DELIVERY_COMPLETE_DATE=1795161897", "2026-11-20T08:04:57Z"),
+        ("DELIVERY", "delivery_complete_date=1795161897", "2026-11-20T08:04:57Z"),
+        ("DELIVERY", "Delivery_Start_Date=1795161297", None),
+        ("DELIVERY", "Delivery_Complete_Date=not-yet", None),
+    ],
+)
+def test_campaign_dates(kind: str, date_fields: str, expected: str | None) -> None:
+    body = f"type={kind}&Message_Name=NOV-2026-Deals&Delivery_ID=980078&List_Names[]=web%20signup&{date_fields}"
+    event = one(body)
+    data = event["data"]
+    expected_type = "campaign.started" if kind == "DELIVERYSTART" else "campaign.sending"
+    assert summary(event) == (expected_type, None, expected, kind)
+    assert data["recipient"] == {}
+    assert data["metadata"]["List_Names"] == ["web signup"]
+
+
+@pytest.mark.parametrize(
+    ("date_field", "expected"),
+    [
+        ("Event_date=1795161994", "2026-11-20T08:06:34Z"),
+        ("event_date=1795161994", "2026-11-20T08:06:34Z"),
+        ("EVENT_DATE=1795161994", "2026-11-20T08:06:34Z"),
+        ("Event_Date=%201795161994%20", "2026-11-20T08:06:34Z"),
+        ("Event_date=1795161994123", "2026-11-20T08:06:34.123Z"),
+        ("Event_date=", None),
+        ("Event_date=2026-11-20%2008:06:34", None),
+        ("Event_date=yesterday", None),
+        ("Event_date=42", None),
+        ("deliveryDate=1795158394", None),  # the campaign's delivery date is not the open's time
+    ],
+)
+def test_event_date(date_field: str, expected: str | None) -> None:
+    event = one(f"type=OPEN&Email=hana.sato%40mail.example.org&{date_field}")
+    assert summary(event) == ("email.opened", "hana.sato@mail.example.org", expected, "OPEN")
+    assert event["data"]["time_source"] == ("provider" if expected else "received")
+
+
+@pytest.mark.parametrize(
+    ("raw_type", "canonical", "severity"),
+    [
+        ("DELIVERYSTART", "campaign.started", None),
+        ("DELIVERY", "campaign.sending", None),
+        ("OPEN", "email.opened", None),
+        ("CLICK", "email.clicked", None),
+        ("BOUNCE", "email.bounced", "hard"),
+        ("SOFTBOUNCE", "email.bounced", "soft"),
+        ("BLOCKED", "email.bounced", "block"),
+        ("OPTIN", "email.subscribed", None),
+        ("OPTOUT", "email.unsubscribed", None),
+        ("SMSOPTOUT", "sms.unsubscribed", None),
+        ("SMSFAILED", "sms.failed", None),
+        ("open", "email.opened", None),
+        ("SoftBounce", "email.bounced", "soft"),
+        (" Blocked ", "email.bounced", "block"),
+        ("FORWARD", "unknown", None),
+        ("SMSDELIVERED", "unknown", None),
+    ],
+)
+def test_every_type(raw_type: str, canonical: str, severity: str | None) -> None:
+    body = f"type={raw_type.replace(' ', '+')}&Event_date=1795162000&email=a%40example.com&mobile=447700900555"
+    event = one(body)
+    campaign_level = raw_type.strip().upper() in {"DELIVERYSTART", "DELIVERY"}
+    expected_subject = None if campaign_level else "a@example.com"
+    assert summary(event) == (canonical, expected_subject, "2026-11-20T08:06:40Z", raw_type)
+    assert (event["data"].get("bounce") or {}).get("severity") == severity
+
+
+@pytest.mark.parametrize("kind", ["SMSOPTOUT", "SMSFAILED"])
+@pytest.mark.parametrize("email_field", ["", "&email=", "&Email=%20"])
+def test_sms_without_email_names_the_mobile(kind: str, email_field: str) -> None:
+    event = one(f"type={kind}&Event_date=1795162673&MOBILE=447700900518{email_field}")
+    assert summary(event) == (
+        "sms.unsubscribed" if kind == "SMSOPTOUT" else "sms.failed",
+        "447700900518",
+        "2026-11-20T08:17:53Z",
+        kind,
+    )
+    assert event["data"]["recipient"] == {"phone": "447700900518"}
+
+
+def test_empty_values_name_nobody_and_give_no_time() -> None:
+    event = one("type=OPEN&email=&mobile=&Event_date=&messageName=&firstName=")
+    assert summary(event) == ("email.opened", None, None, "OPEN")
+    assert event["data"]["recipient"] == {}
+    # Empty values are no metadata (build_event drops them) but stay in raw as sent.
+    assert "metadata" not in event["data"]
+    assert event["data"]["raw"]["firstName"] == ""
+    assert event["data"]["raw"]["messageName"] == ""
+
+
+@pytest.mark.parametrize("body", ["type=&email=a%40example.com", "email=a%40example.com", "type=%20%20"])
+def test_a_notification_without_a_type_is_a_failure(body: str) -> None:
+    result = adapt(body)
+    assert result.events == []
+    assert [(f.reason, f.index) for f in result.failures] == [("invalid_event", 0)]
+
+
+def test_custom_fields_and_list_names_are_passed_through() -> None:
+    body = (
+        "type=OPEN&EVENT_DATE=1795161994&Email=hana.sato%40mail.example.org&List_Names[]=web%20signup"
+        "&List_Names[]=fb%20signup&First_Name=Zo%C3%AB&Loyalty_Tier=gold%20%26%20silver&Custom.Field=x"
+        "&prefs[colour]=blue&prefs[size]=M"
+    )
+    event = one(body)
+    assert summary(event) == ("email.opened", "hana.sato@mail.example.org", "2026-11-20T08:06:34Z", "OPEN")
+    assert event["data"]["metadata"] == {
+        "List_Names": ["web signup", "fb signup"],
+        "First_Name": "Zoë",
+        "Loyalty_Tier": "gold & silver",
+        "Custom.Field": "x",
+        "prefs": {"colour": "blue", "size": "M"},
+    }
+    assert event["data"]["raw"]["Email"] == "hana.sato@mail.example.org"
+    assert event["data"]["raw"]["List_Names"] == ["web signup", "fb signup"]
+
+
+def multi(*notifications: tuple[str, str, str, int]) -> str:
+    """``event[<index>][...]`` fields for (index, type, email, time) in the given (body) order."""
+    return "&".join(
+        f"event[{index}][type]={kind}&event[{index}][Event_date]={at}&event[{index}][EMAIL]={email}"
+        f"&event[{index}][List_Names][]=web%20signup&event[{index}][Custom_{index}]=v{index}"
+        for index, kind, email, at in notifications
+    )
+
+
+def test_multi_notifications_come_out_in_numeric_index_order() -> None:
+    body = multi(
+        ("10", "OPTOUT", "d%40example.com", 1795163400),
+        ("2", "CLICK", "b%40example.com", 1795163100),
+        ("11", "OPTIN", "e%40example.com", 1795163500),
+        ("0", "OPEN", "a%40example.com", 1795163000),
+        ("5", "SOFTBOUNCE", "c%40example.com", 1795163200),
+    )
+    result = adapt(body)
+    assert result.failures == []
+    assert [summary(e) for e in result.events] == [
+        ("email.opened", "a@example.com", "2026-11-20T08:23:20Z", "OPEN"),
+        ("email.clicked", "b@example.com", "2026-11-20T08:25:00Z", "CLICK"),
+        ("email.bounced", "c@example.com", "2026-11-20T08:26:40Z", "SOFTBOUNCE"),
+        ("email.unsubscribed", "d@example.com", "2026-11-20T08:30:00Z", "OPTOUT"),
+        ("email.subscribed", "e@example.com", "2026-11-20T08:31:40Z", "OPTIN"),
+    ]
+    assert [e["data"]["metadata"] for e in result.events] == [
+        {"List_Names": ["web signup"], f"Custom_{index}": f"v{index}"} for index in ("0", "2", "5", "10", "11")
+    ]
+
+
+@pytest.mark.parametrize("wrapper", ["event", "Event", "EVENT"])
+def test_multi_notification_wrapper_in_any_casing(wrapper: str) -> None:
+    body = multi(("1", "CLICK", "b%40example.com", 1795163100), ("0", "OPEN", "a%40example.com", 1795163000))
+    result = adapt(body.replace("event[", f"{wrapper}["))
+    assert result.failures == []
+    assert [summary(e) for e in result.events] == [
+        ("email.opened", "a@example.com", "2026-11-20T08:23:20Z", "OPEN"),
+        ("email.clicked", "b@example.com", "2026-11-20T08:25:00Z", "CLICK"),
+    ]
+
+
+def test_multi_notification_without_a_type_fails_alone() -> None:
+    body = multi(("0", "OPEN", "a%40example.com", 1795163000), ("7", "CLICK", "c%40example.com", 1795163100))
+    body += "&event[3][EMAIL]=b%40example.com&event[3][Event_date]=1795163050"
+    result = adapt(body)
+    assert [summary(e) for e in result.events] == [
+        ("email.opened", "a@example.com", "2026-11-20T08:23:20Z", "OPEN"),
+        ("email.clicked", "c@example.com", "2026-11-20T08:25:00Z", "CLICK"),
+    ]
+    assert [(f.reason, f.index) for f in result.failures] == [("invalid_event", 1)]
+
+
+def test_single_notification_with_a_custom_field_named_event_is_one_notification() -> None:
+    event = one("type=OPEN&email=a%40example.com&Event_date=1795163000&event=webinar&Event[x]=1")
+    assert summary(event) == ("email.opened", "a@example.com", "2026-11-20T08:23:20Z", "OPEN")
+    assert event["data"]["metadata"] == {"event": "webinar", "Event": {"x": "1"}}
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"type=OPEN&Email=zoe%40example.com&Event_date=1795161994&First_Name=Zo%EB", f"{FORM}; charset=ISO-8859-1"),
+        (b"type=OPEN&Email=zoe%40example.com&Event_date=1795161994&First_Name=Zo\xeb", f"{FORM}; charset=iso-8859-1"),
+        (b"type=OPEN&Email=zoe%40example.com&Event_date=1795161994&First_Name=Zo%EB", f'{FORM}; charset="latin1"'),
+        (b"type=OPEN&Email=zoe%40example.com&Event_date=1795161994&First_Name=Zo%EB", f"{FORM};charset=windows-1252"),
+        (b"type=OPEN&Email=zoe%40example.com&Event_date=1795161994&First_Name=Zo%C3%AB", f"{FORM}; charset=UTF-8"),
+        (b"type=OPEN&Email=zoe%40example.com&Event_date=1795161994&First_Name=Zo%C3%AB", f"{FORM}; charset=latin1"),
+        (b"type=OPEN&Email=zoe%40example.com&Event_date=1795161994&First_Name=Zo\xc3\xab", FORM),
+    ],
+)
+def test_charsets(body: bytes, content_type: str) -> None:
+    event = one(body, content_type)
+    assert summary(event) == ("email.opened", "zoe@example.com", "2026-11-20T08:06:34Z", "OPEN")
+    assert event["data"]["metadata"] == {"First_Name": "Zoë"}
+
+
+def test_charset_applies_to_names_and_multi_notifications() -> None:
+    body = b"event[1][type]=OPEN&event[1][email]=b%40example.com&event[1][Pr%E9nom]=L%E9a"
+    body += b"&event[0][type]=CLICK&event[0][email]=a%40example.com"
+    result = adapt(body, f"{FORM}; charset=ISO-8859-1")
+    assert result.failures == []
+    assert [summary(e) for e in result.events] == [
+        ("email.clicked", "a@example.com", None, "CLICK"),
+        ("email.opened", "b@example.com", None, "OPEN"),
+    ]
+    assert result.events[1]["data"]["metadata"] == {"Prénom": "Léa"}
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "reason"),
+    [
+        (b"type=OPEN&First_Name=Zo%EB", FORM, "invalid_utf8"),
+        (b"type=OPEN&First_Name=Zo%EB", f"{FORM}; charset=UTF-8", "invalid_utf8"),
+        (b"type=OPEN&First_Name=Zo%EB", f"{FORM}; charset=x-no-such-charset", "invalid_utf8"),
+        (b"type=OPEN&First_Name=Zo%EB", f"{FORM}; charset=us-ascii", "invalid_utf8"),
+        (b"type=OPEN&First_Name=%81", f"{FORM}; charset=windows-1252", "invalid_utf8"),
+        (b"type=OPEN&First_Name=Zo%EB", f"{FORM}; charset=utf-16", "invalid_utf8"),
+        (b"type=OPEN&First_Name=Zo%EB", f"{FORM}; charset=base64", "invalid_utf8"),
+        (b"&".join([b"f%E9=1"] * 10_001), f"{FORM}; charset=ISO-8859-1", "too_many_fields"),
+        (b"", FORM, "empty_body"),
+        (b" \r\n", f"{FORM}; charset=ISO-8859-1", "empty_body"),
+    ],
+)
+def test_unreadable_forms_fail_with_the_reason(body: bytes, content_type: str, reason: str) -> None:
+    result = adapt(body, content_type)
+    assert result.events == []
+    assert [(f.reason, f.index) for f in result.failures] == [(reason, None)]
+
+
+def test_adapted_events_are_identical_for_a_redelivered_latin1_body() -> None:
+    body = b"type=OPEN&Email=zoe%40example.com&Event_date=1795161994&First_Name=Zo%EB"
+    first = one(body, f"{FORM}; charset=ISO-8859-1")
+    again = one(body, f"{FORM}; charset=ISO-8859-1")
+    utf8 = one(body.replace(b"%EB", b"%C3%AB"))
+    assert first["id"] == again["id"] == utf8["id"]
