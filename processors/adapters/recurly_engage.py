@@ -7,7 +7,8 @@ in ``recurly_engage_s3``), so every channel gives the same event for the same ob
 Decisions where the documentation says nothing:
 - GET carries no body: the JSON batch is URL-encoded in the ``events`` query parameter (designed). Any
   method with an empty body falls back to that parameter; several ``events`` parameters are read in order.
-  No body and no parameter is a Failure (``empty_body``).
+  No body and no parameter is a Failure (``empty_body``). A body that is not JSON but a form starting with
+  ``events=`` is read the same way (that parameter posted as a form).
 - ``type`` page/track/custom wins over ``event`` (then ``event`` is a tracker name a customer chose, which
   may well be "Click"); otherwise ``event`` names a prompt interaction, matched ignoring case. An object
   with neither a usable ``event`` nor ``type`` is a Failure (``invalid_event``).
@@ -31,7 +32,7 @@ from espwire.envelope import Envelope
 from espwire.event import CanonicalEvent
 from processors.adapters.base import AdaptResult, Failure, GuardedAdapter
 from processors.adapters.fields import as_dict, as_str, epoch_or_time, json_kind, keep_encodable
-from processors.adapters.json_body import BodyError, parse_json
+from processors.adapters.json_body import BodyError, decode_text, parse_json
 from processors.normalize import build_event
 
 USAGE_TYPES: dict[str, str] = {"page": "app.page_viewed", "track": "app.tracked", "custom": "app.custom"}
@@ -127,26 +128,39 @@ def item_failure(exc: Exception, item: Any, index: int) -> Failure:
     return Failure("adapter_error", repr(exc)[:500], index)
 
 
-def _payloads(envelope: Envelope) -> list[str | bytes]:
-    """The request's JSON texts: the body, else each ``events`` query parameter."""
-    if envelope.body.strip():
-        return [envelope.body]
+def _events_fields(text: str, where: str) -> list[str | bytes]:
+    """The values of every ``events`` field of a query string or form body, in order."""
     try:
         pairs = parse_qsl(
-            envelope.query,
+            text,
             keep_blank_values=True,
             encoding="utf-8",
             errors="strict",
             max_num_fields=_MAX_QUERY_FIELDS,
         )
     except UnicodeDecodeError as exc:
-        raise BodyError("invalid_utf8", f"query string: {exc.reason}") from None
+        raise BodyError("invalid_utf8", f"{where}: {exc.reason}") from None
     except ValueError:
-        raise BodyError("too_many_fields", f"more than {_MAX_QUERY_FIELDS} query parameters") from None
-    batches: list[str | bytes] = [value for name, value in pairs if name == "events"]
-    if not batches:
-        raise BodyError("empty_body", "no body and no events query parameter")
-    return batches
+        raise BodyError("too_many_fields", f"more than {_MAX_QUERY_FIELDS} fields in the {where}") from None
+    return [value for name, value in pairs if name == "events"]
+
+
+def _batches(envelope: Envelope) -> list[Any]:
+    """The request's parsed JSON batches: the body, else each ``events`` query parameter."""
+    body = envelope.body
+    if not body.strip():
+        payloads = _events_fields(envelope.query, "query string")
+        if not payloads:
+            raise BodyError("empty_body", "no body and no events query parameter")
+        return [parse_json(payload) for payload in payloads]
+    try:
+        return [parse_json(body)]
+    except BodyError as error:
+        # The GET variant's parameter sent as a form body (``events=<url-encoded JSON>``, a POST or PUT from
+        # a sender set up for forms). Looked for only after the body failed as JSON.
+        if error.reason != "invalid_json" or not body.lstrip().startswith(b"events="):
+            raise
+    return [parse_json(payload) for payload in _events_fields(decode_text(body).strip(), "form body")]
 
 
 class RecurlyEngageAdapter(GuardedAdapter):
@@ -155,7 +169,7 @@ class RecurlyEngageAdapter(GuardedAdapter):
 
     def _adapt(self, envelope: Envelope) -> AdaptResult:
         try:
-            batches = [parse_json(payload) for payload in _payloads(envelope)]
+            batches = _batches(envelope)
         except BodyError as error:
             return AdaptResult(failures=[Failure(error.reason, error.detail)])
         items: list[Any] = []
