@@ -83,6 +83,8 @@ def epoch_or_time(value: object, *, allow_iso: bool = True) -> str | None:
         seconds = int(value)
     elif type(value) is int:
         seconds = value
+    elif type(value) is str and not value.isascii():
+        return None  # no time is written with non-ASCII characters; parse_time would read "١٧٩٥..." digits
     else:
         return parse_time(value, allow_iso=allow_iso)
     if not _FAST_EPOCH_MIN <= seconds <= _FAST_EPOCH_MAX:

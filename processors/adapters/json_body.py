@@ -5,8 +5,8 @@ literals over 4,300 digits, nesting deeper than 512, invalid UTF-8 and raw contr
 refused with a reason. Integers beyond 2^53 and numbers written with leading zeros (iPost's
 ``"mailing_id": 000001``) come out as their exact digit strings, because a JavaScript or float
 consumer downstream would otherwise round or strip them. The lenient fallback (leading zeros,
-Falconide's bracket-less ``{...},{...},``) only runs when the strict parse failed, so well-formed
-bodies pay nothing for it.
+Falconide's bracket-less ``{...},{...},``, a trailing comma in an array) only runs when the strict
+parse failed, so well-formed bodies pay nothing for it.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -44,8 +45,10 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _int_or_digits(text: str) -> int | str:
-    if len(text) > MAX_INT_DIGITS:
-        raise BodyError("number_too_long", f"integer literal of {len(text)} digits")
+    # The limit counts digits: a minus sign does not make a 4,300-digit literal too long.
+    digits = len(text) - (text[0] == "-")
+    if digits > MAX_INT_DIGITS:
+        raise BodyError("number_too_long", f"integer literal of {digits} digits")
     value = int(text)
     return value if -_SAFE_INT <= value <= _SAFE_INT else text
 
@@ -169,7 +172,9 @@ def parse_json_lenient(body: bytes | str) -> Any:
     """Strict JSON first; then the variations real senders produce.
 
     - numbers with leading zeros, kept as their digit strings (iPost)
-    - objects separated by commas with no enclosing brackets, trailing comma allowed (Falconide)
+    - values one after another with no enclosing brackets, separated by commas and/or whitespace, a
+      trailing comma allowed (Falconide's ``{...},{...},``, or one object a line): a list
+    - an array with a comma before its closing bracket (the bracket-less shape wrapped by a relay)
     Refusals for hostile input (duplicate keys, NaN, depth, long numbers, bad UTF-8) are final.
     """
     if isinstance(body, bytes):
@@ -183,17 +188,49 @@ def parse_json_lenient(body: bytes | str) -> Any:
     except BodyError as strict_error:
         if strict_error.reason != "invalid_json":
             raise
-        candidates = []
-        repaired = _quote_leading_zeros(text)
-        if repaired != text:
-            candidates.append(repaired)
-        stripped = repaired.strip()
-        if stripped.startswith("{"):
-            candidates.append("[" + stripped.rstrip().rstrip(",") + "]")
-        for candidate in candidates:
-            try:
-                return parse_json(candidate)
-            except BodyError as error:
-                if error.reason != "invalid_json":
-                    raise
-        raise strict_error from None
+        error = strict_error
+    repaired = _quote_leading_zeros(text)
+    stripped = repaired.strip()
+    readings: list[tuple[Callable[[str], Any], str]] = []
+    if repaired != text:
+        readings.append((parse_json, repaired))
+    if stripped.startswith("{"):
+        readings.append((_parse_sequence, stripped))
+    elif stripped.startswith("[") and stripped.endswith("]") and (head := stripped[:-1].rstrip()).endswith(","):
+        readings.append((parse_json, head[:-1] + "]"))
+    for read, candidate in readings:
+        try:
+            return read(candidate)
+        except BodyError as reading_error:
+            if reading_error.reason != "invalid_json":
+                raise
+            error = reading_error  # the last reading tried says best where the body went wrong
+    raise error from None
+
+
+# JSON whitespace (RFC 8259 allows only these four) and commas.
+_SEPARATORS = re.compile(r"[ \t\r\n,]*")
+
+
+def _after_separators(text: str, position: int) -> int:
+    match = _SEPARATORS.match(text, position)
+    return match.end() if match else position
+
+
+def _parse_sequence(text: str) -> list[Any]:
+    """JSON values one after another, separated by any run of commas and whitespace, as a list."""
+    items: list[Any] = []
+    position = _after_separators(text, 0)
+    try:
+        while position < len(text):
+            value, position = _DECODER.raw_decode(text, position)
+            items.append(value)
+            position = _after_separators(text, position)
+    except RecursionError:
+        raise BodyError("too_deep", f"nesting deeper than {MAX_DEPTH}") from None
+    except json.JSONDecodeError as exc:
+        raise BodyError("invalid_json", f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except ValueError as exc:  # int() limits and the like
+        raise BodyError("invalid_json", str(exc)[:200]) from None
+    _check_depth(items)
+    return items
