@@ -7,10 +7,12 @@ comes out (unmapped ``EVENT`` values as ``unknown``); TRANSID is kept as its exa
 retries, so nothing readable is refused.
 
 Body shapes, decided by content rather than the Content-Type label (PHP senders mislabel both ways):
-- text starting with ``[`` or ``{`` (after whitespace) is JSON: an array, a single object, or the guide's
-  bracket-less ``{...},{...},`` (``parse_json_lenient``); ``[]`` is the verification POST (no events);
+- text starting with ``[`` or ``{`` (after whitespace) is JSON: an array (a comma before its ``]`` allowed),
+  a single object, or the guide's bracket-less ``{...},{...},`` with any commas and whitespace between the
+  objects, none included (``parse_json_lenient``); ``[]`` is the verification POST (no events);
 - anything else is a form: the fields of one event when a field is named EVENT, TRANSID or EMAIL (any
-  case), else exactly one field (any name) whose value is that JSON; otherwise ``unrecognised_body``.
+  case), else exactly one field (any name) whose value is that JSON, URL-encoded or raw
+  (``data=[{...}]``, read as it is); otherwise ``unrecognised_body``.
 - A HEAD or GET without a body is the URL check (no events, no failure); an empty POST is ``empty_body``.
 
 Decisions where the docs leave room:
@@ -24,7 +26,8 @@ Decisions where the docs leave room:
   suppression reason); invalid -> ``invalid``; bounced -> ``bounced``.
 - ``unsub`` (the API's action name) is read as unsubscribed and ``spam`` (Netcore's older name) as abuse.
 - ``bounce`` (the delivery diagnosis) is set on bounced and rejected events: severity from BOUNCE_TYPE
-  (HARDBOUNCE/SOFTBOUNCE, spacing and case ignored; else undetermined) on bounces, class_code =
+  (HARDBOUNCE/SOFTBOUNCE, also HARD/SOFT; spacing, ``_``, ``-`` and case ignored; else undetermined) on
+  bounces, class_code =
   BOUNCE_REASONID, reason = BOUNCE_REASON else RESPONSE, SMTP codes parsed from RESPONSE and BOUNCE_REASON.
 - metadata ``{"X-APIHEADER": ...}`` holds the sender's header exactly as sent (a string stays that string,
   a bare number becomes its decimal string); TAGS is split on commas; RCPTID, CLIENTID, MSIZE stay in raw.
@@ -32,6 +35,7 @@ Decisions where the docs leave room:
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
 from espwire.envelope import Envelope
@@ -62,7 +66,9 @@ _TYPES: dict[str, str] = {
     "abuse": "email.complained",
     "spam": "email.complained",
 }
-_SEVERITIES = {"HARDBOUNCE": "hard", "SOFTBOUNCE": "soft"}
+_SEVERITIES = {"HARDBOUNCE": "hard", "SOFTBOUNCE": "soft", "HARD": "hard", "SOFT": "soft"}
+# A form's first field, when its value is raw (not URL-encoded) JSON.
+_RAW_JSON_FIELD = re.compile(r"[^=&]+=\s*(?=[\[{])")
 _FLAT_FORM_KEYS = frozenset({"EVENT", "TRANSID", "EMAIL"})
 _NOT_APPLICABLE = "NA"
 
@@ -107,6 +113,18 @@ def event_objects(body: bytes) -> list[Any]:
 
 
 def _from_form(text: str) -> Any:
+    # ``data=[{...}]`` posted without URL-encoding: the ``&`` of a URL or the ``+`` of a user agent in the
+    # JSON would split or change it as a form, so the raw value is read first. An encoded value starts
+    # with %5B or %7B, never with the bracket itself, so this never misreads a well-formed form.
+    text = text.lstrip()
+    raw_field = _RAW_JSON_FIELD.match(text)
+    if raw_field:
+        try:
+            return parse_json_lenient(text[raw_field.end() :])
+        except BodyError as error:
+            if error.reason != "invalid_json":
+                raise
+            # not JSON up to the end (``data=[]&submit=Send``): the form reading below decides
     fields = parse_form(text)
     if any(name.upper() in _FLAT_FORM_KEYS for name in fields):
         return fields
@@ -144,7 +162,7 @@ def _event(envelope: Envelope, item: dict[str, Any]) -> CanonicalEvent:
         bounce_reason = _present(get("BOUNCE_REASON"))
         status, enhanced = smtp_codes(response, bounce_reason)
         bounce_type = as_str(get("BOUNCE_TYPE"))
-        severity_key = "".join(bounce_type.split()).replace("_", "").upper() if bounce_type else ""
+        severity_key = "".join(bounce_type.split()).replace("_", "").replace("-", "").upper() if bounce_type else ""
         bounce = {
             "severity": _SEVERITIES.get(severity_key, "undetermined"),
             "class_code": as_str(get("BOUNCE_REASONID")),

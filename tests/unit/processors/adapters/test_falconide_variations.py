@@ -1,0 +1,331 @@
+"""FalconideAdapter against the variations a real sender (or a PHP relay in front of it) can produce within the
+integration guide and the fixture rules: every body shape with odd spacing and commas, raw and encoded form
+fields, TIMESTAMP/TRANSID/BOUNCE_TYPE/EVENT forms, and the bodies that must be dead-lettered with a reason."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import pytest
+
+from espwire.envelope import Envelope
+from espwire.event import CanonicalEvent
+from processors.adapters.base import AdaptResult
+from processors.adapters.falconide import FalconideAdapter
+from tests.support.adapter_properties import assert_well_formed
+
+ADAPTER = FalconideAdapter()
+FORM = "application/x-www-form-urlencoded"
+
+
+def adapt(body: bytes | str, content_type: str = "application/json", method: str = "POST") -> AdaptResult:
+    envelope = Envelope(
+        source_id="falconide",
+        provider="falconide",
+        request_id="r1",
+        received_at="2026-11-24T00:00:00Z",
+        method=method,
+        content_type=content_type,
+        body=body.encode() if isinstance(body, str) else body,
+    )
+    result = ADAPTER.adapt(envelope)
+    assert_well_formed(result)
+    return result
+
+
+def record(event: str = "sent", email: str = "a@example.com", **fields: Any) -> dict[str, Any]:
+    return {"TRANSID": "14507226013384557", "EMAIL": email, "EVENT": event, "TIMESTAMP": "1795161700", **fields}
+
+
+def only(result: AdaptResult) -> CanonicalEvent:
+    assert result.failures == []
+    (single,) = result.events
+    return single
+
+
+def summary(result: AdaptResult) -> list[tuple[str, str | None, str | None, str]]:
+    return [
+        (e["type"], e["data"]["recipient"].get("email"), e["data"].get("occurred_at"), e["data"]["provider_event_type"])
+        for e in result.events
+    ]
+
+
+SENT = json.dumps(record("sent", "a@example.com"))
+OPENED = json.dumps(record("opened", "b@example.com"))
+TWO = [
+    ("email.delivered", "a@example.com", "2026-11-20T08:01:40Z", "sent"),
+    ("email.opened", "b@example.com", "2026-11-20T08:01:40Z", "opened"),
+]
+
+
+# --- body shapes ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        f"[{SENT},{OPENED}]",
+        f"[\n  {SENT},\n  {OPENED}\n]\n",
+        # The guide's push shape and its spacing variants: no brackets, commas, blank lines, trailing comma.
+        f"{SENT},{OPENED}",
+        f"{SENT},\n\n{OPENED},\n",
+        f"{SENT},\r\n\r\n{OPENED},\r\n",
+        f"  {SENT} ,\t{OPENED} , \n ",
+        f"{SENT},{OPENED},,",
+        f"{SENT},,{OPENED}",
+        f"\ufeff{SENT},\n{OPENED},",
+        # One object a line, or back to back, without commas.
+        f"{SENT}\n{OPENED}\n",
+        f"{SENT}{OPENED}",
+        # The bracket-less shape wrapped in brackets by a relay: a comma before the closing bracket.
+        f"[{SENT},\n{OPENED},\n]",
+        f"[{SENT},{OPENED},]",
+    ],
+)
+@pytest.mark.parametrize("content_type", ["application/json", FORM, "text/plain", ""])
+def test_json_body_shapes_give_the_same_events(body: str, content_type: str) -> None:
+    result = adapt(body, content_type)
+    assert result.failures == []
+    assert summary(result) == TWO
+    assert [e["data"]["raw"] for e in result.events] == [json.loads(SENT), json.loads(OPENED)]
+
+
+@pytest.mark.parametrize("body", [SENT, f"{SENT},", f" {SENT} ,\n", f"\ufeff{SENT}"])
+def test_single_object_is_a_batch_of_one(body: str) -> None:
+    assert summary(adapt(body)) == TWO[:1]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "data=" + quote(f"[{SENT},{OPENED}]"),
+        "payload=" + quote(f"{SENT},\n\n{OPENED},\n"),  # any name; the bracket-less shape inside
+        "events=" + quote(f"[{SENT},{OPENED}]") + "&submit=Send",
+        "data=" + quote(f"[{SENT},{OPENED}]", safe="") + "\r\n",
+        f"data=[{SENT},{OPENED}]",  # not URL-encoded at all
+        f"data={SENT},{OPENED},",
+    ],
+)
+def test_form_field_holding_the_json(body: str) -> None:
+    result = adapt(body, FORM)
+    assert result.failures == []
+    assert summary(result) == TWO
+
+
+def test_raw_json_form_value_keeps_ampersands_and_pluses() -> None:
+    click = record("clicked", URL="https://shop.example.com/t?a=1&b=2", USERAGENT="Mozilla/5.0+(X11)")
+    event = only(adapt("data=" + json.dumps([click]), FORM))
+    assert event["type"] == "email.clicked"
+    assert event["data"]["link"] == {"url": "https://shop.example.com/t?a=1&b=2"}
+    assert event["data"]["client"]["user_agent"] == "Mozilla/5.0+(X11)"
+    assert event["data"]["raw"] == click
+
+
+def test_raw_json_form_value_followed_by_other_fields_is_read_as_a_form() -> None:
+    assert summary(adapt(f"data=[{SENT}]&submit=Send", FORM)) == TWO[:1]
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ('data=[{"EVENT":"sent","EVENT":"opened"}]', "duplicate_keys"),
+        ('data=[{"EVENT":"sent","X":NaN}]', "nan_infinity"),
+        ("data=[{broken", "invalid_json"),
+        ("data=" + quote('[{"EVENT":"sent","EVENT":"opened"}]'), "duplicate_keys"),
+    ],
+)
+def test_unreadable_json_in_a_form_field_keeps_its_reason(body: str, reason: str) -> None:
+    result = adapt(body, FORM)
+    assert result.events == []
+    assert [(f.reason, f.index) for f in result.failures] == [(reason, None)]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        record("bounced", BOUNCE_TYPE="SOFTBOUNCE"),
+        {name.lower(): value for name, value in record("bounced", BOUNCE_TYPE="SOFTBOUNCE").items()},
+        {"X-APIHEADER": '{"order":"A-1"}', **record("bounced", BOUNCE_TYPE="soft")},
+    ],
+)
+def test_flat_form_fields_are_one_event(fields: dict[str, str]) -> None:
+    event = only(adapt(urlencode(fields), FORM))
+    assert (event["type"], event["data"]["bounce"]["severity"]) == ("email.bounced", "soft")
+    assert event["data"]["recipient"] == {"email": "a@example.com"}
+    assert event["data"]["occurred_at"] == "2026-11-20T08:01:40Z"
+    assert event["data"]["message"]["message_id"] == "14507226013384557"
+
+
+@pytest.mark.parametrize("body", ["[]", " [ ] \n", "data=[]", "data=%5B%5D"])
+def test_verification_post_gives_nothing(body: str) -> None:
+    assert adapt(body, FORM) == AdaptResult()
+
+
+@pytest.mark.parametrize("method", ["HEAD", "GET"])
+def test_url_check_gives_nothing(method: str) -> None:
+    assert adapt(b"", "", method) == AdaptResult()
+
+
+def test_non_object_items_fail_alone_with_their_index() -> None:
+    for body in (f'[{SENT}, 1, "x", null, [], {OPENED}]', f'{SENT}, 1, "x", null, [], {OPENED},'):
+        result = adapt(body)
+        assert summary(result) == TWO
+        assert [(f.reason, f.index) for f in result.failures] == [("invalid_event", i) for i in (1, 2, 3, 4)]
+
+
+# --- field forms ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "occurred_at"),
+    [
+        ("1795161700", "2026-11-20T08:01:40Z"),
+        (1795161700, "2026-11-20T08:01:40Z"),
+        (" 1795161700 ", "2026-11-20T08:01:40Z"),
+        (1795161700.0, "2026-11-20T08:01:40Z"),
+        ("1795161700.0", "2026-11-20T08:01:40Z"),
+        (1795161700.25, "2026-11-20T08:01:40.250Z"),
+        ("1358402419", "2013-01-17T06:00:19Z"),  # the guide's sample value
+        (1299446702, "2011-03-06T21:25:02Z"),
+        ("2026-11-20T08:01:40Z", None),  # not epoch seconds
+        ("2026-11-20 08:01:40", None),
+        ("\u0661\u0667\u0669\u0665\u0661\u0666\u0661\u0667\u0660\u0660", None),  # non-ASCII digits
+        ("\uff11\uff17\uff19\uff15\uff11\uff16\uff11\uff17\uff10\uff10", None),  # full-width digits
+        ("1e9", None),
+        ("NA", None),
+        ("garbage", None),
+        ("", None),
+        ("0", None),
+        (-1, None),
+        (None, None),
+        (True, None),
+        ([1795161700], None),
+    ],
+)
+def test_timestamp_forms(timestamp: Any, occurred_at: str | None) -> None:
+    data = only(adapt(json.dumps([record(TIMESTAMP=timestamp)])))["data"]
+    assert data["occurred_at"] == occurred_at
+    assert data["time_source"] == ("provider" if occurred_at else "received")
+
+
+@pytest.mark.parametrize(
+    ("literal", "digits"),
+    [
+        ("14507226013384557", "14507226013384557"),
+        ('"14507226013384557"', "14507226013384557"),
+        ("9007199254740993", "9007199254740993"),
+        ("18446744073709551617", "18446744073709551617"),  # above 2^64
+        ("198987967526", "198987967526"),
+        ("000123", "000123"),  # leading zeros: kept
+    ],
+)
+@pytest.mark.parametrize("shape", ["[{}]", "{},", "{}\n{}"])
+def test_transid_keeps_its_exact_digits_in_every_shape(literal: str, digits: str, shape: str) -> None:
+    obj = '{"TRANSID":' + literal + ',"EMAIL":"a@example.com","EVENT":"sent","TIMESTAMP":1795161700}'
+    result = adapt(shape.replace("{}", obj))
+    assert result.failures == []
+    for event in result.events:
+        assert event["data"]["message"]["message_id"] == digits
+        assert event["data"]["raw"]["TRANSID"] == digits
+        assert event["data"]["occurred_at"] == "2026-11-20T08:01:40Z"
+
+
+@pytest.mark.parametrize(
+    ("bounce_type", "severity"),
+    [
+        ("HARDBOUNCE", "hard"),
+        ("hardbounce", "hard"),
+        ("HardBounce", "hard"),
+        ("Hard Bounce", "hard"),
+        ("HARD_BOUNCE", "hard"),
+        ("HARD-BOUNCE", "hard"),
+        ("HARD", "hard"),
+        ("hard", "hard"),
+        (" SOFTBOUNCE ", "soft"),
+        ("SoftBounce", "soft"),
+        ("soft", "soft"),
+        ("SOFT", "soft"),
+        ("NA", "undetermined"),
+        ("", "undetermined"),
+        ("BLOCKED", "undetermined"),
+        (None, "undetermined"),
+    ],
+)
+def test_bounce_type_forms(bounce_type: str | None, severity: str) -> None:
+    event = only(adapt(json.dumps([record("bounced", BOUNCE_TYPE=bounce_type)])))
+    assert event["type"] == "email.bounced"
+    assert event["data"]["bounce"]["severity"] == severity
+    assert event["data"]["reject_reason"] == "bounced"
+
+
+@pytest.mark.parametrize(
+    ("name", "canonical"),
+    [
+        ("abuse", "email.complained"),
+        ("Abuse", "email.complained"),
+        ("spam", "email.complained"),  # Netcore's older name
+        ("SPAM", "email.complained"),
+        ("unsub", "email.unsubscribed"),
+        ("UNSUBSCRIBED", "email.unsubscribed"),
+        ("deferred", "unknown"),
+        ("forwarded", "unknown"),
+        ("", "unknown"),
+    ],
+)
+def test_event_names(name: str, canonical: str) -> None:
+    event = only(adapt(json.dumps([record(name)])))
+    assert (event["type"], event["data"]["provider_event_type"]) == (canonical, name)
+    assert event["data"]["recipient"] == {"email": "a@example.com"}
+
+
+def test_event_name_of_odd_type_is_unknown_and_kept_as_text() -> None:
+    result = adapt(json.dumps([record(7), record(None), {"EMAIL": "c@example.com"}]))  # type: ignore[arg-type]
+    assert [(e["type"], e["data"]["provider_event_type"]) for e in result.events] == [
+        ("unknown", "7"),
+        ("unknown", ""),
+        ("unknown", ""),
+    ]
+    assert result.failures == []
+
+
+# --- bodies that must be dead-lettered, with a reason ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"", "empty_body"),
+        (b" \r\n ", "empty_body"),
+        (b"\xef\xbb\xbf", "empty_body"),
+        (b'[{"EVENT":"sent","EVENT":"opened"}]', "duplicate_keys"),
+        (b'{"EVENT":"sent"},{"EVENT":"sent","EVENT":"opened"},', "duplicate_keys"),
+        (b'{"EVENT":"sent"}\n{"EVENT":"sent","X":NaN}', "nan_infinity"),
+        (b'[{"EVENT":"sent","X":Infinity}]', "nan_infinity"),
+        (b'{"EVENT":"sent"},{"X":' + b"9" * 5000 + b"},", "number_too_long"),
+        (b'{"EVENT":"sent"},{"X":' + b"[" * 600 + b"]" * 600 + b"},", "too_deep"),
+        (b"[" * 100_000 + b"]" * 100_000, "too_deep"),
+        (b'{"EVENT":"sent"},{"X":' + b"[" * 100_000 + b"]" * 100_000 + b"},", "too_deep"),
+        (b'[{"EVENT":"sent","EMAIL":"\xc3\x28@example.com"}]', "invalid_utf8"),
+        (b'{"EVENT":"sent"},{"EMAIL":"\xc3\x28@example.com"},', "invalid_utf8"),
+        (b"EVENT=sent&EMAIL=%C3%28%40example.com", "invalid_utf8"),
+        (b'[{"EVENT":"sent","EMAIL":"a\x00b@example.com"}]', "invalid_json"),
+        (b'{"EVENT":"sent"},{"EVENT":"sent","EMAIL":"a\x00b@example.com"},', "invalid_json"),
+        (b'{"EVENT":"sent","RESPONSE":"250\nOK"},', "invalid_json"),
+        (b'{"EVENT":"sent"} garbage', "invalid_json"),
+        (b'[{"EVENT":"sent"},,]', "invalid_json"),
+        (b"Hello, not JSON", "unrecognised_body"),
+    ],
+)
+def test_unreadable_body_is_one_failure_with_its_reason_and_no_events(body: bytes, reason: str) -> None:
+    for content_type in ("application/json", FORM):
+        result = adapt(body, content_type)
+        assert result.events == []
+        assert [(f.reason, f.index) for f in result.failures] == [(reason, None)]
+
+
+def test_error_in_a_later_object_is_located_in_it() -> None:
+    (failure,) = adapt(b'{"EVENT":"sent"},\n{"EVENT":"sent","EMAIL":"a\x00b"},').failures
+    assert failure.reason == "invalid_json"
+    assert "line 2" in failure.detail
