@@ -16,6 +16,8 @@ Decisions where the Pure360 documentation says nothing:
   has a ``type`` field is one notification even if it also has a custom field named ``event``.
 - The body is UTF-8 (raw or percent-encoded). Only when it is not, a charset declared in the Content-Type
   (``ISO-8859-1``, ``windows-1252``: PHP pages that are not UTF-8) is tried before ``invalid_utf8``.
+- The "POST data array" may also come as multipart/form-data (PHP's curl with an array); such a body is
+  only looked at as multipart when reading it as a urlencoded form gave no event.
 - The type is matched ignoring case and surrounding spaces; ``provider_event_type`` keeps it unchanged.
   A notification without a type is a Failure (``invalid_event``): nothing says what happened.
 - Recipient: ``email``; for SMS types ``mobile`` when there is no email; campaign-level events
@@ -59,6 +61,10 @@ _CAMPAIGN_LEVEL = frozenset({"DELIVERYSTART", "DELIVERY"})
 _SMS = frozenset({"SMSOPTOUT", "SMSFAILED"})
 _DATE_FIELD: dict[str, str] = {"DELIVERYSTART": "deliverystartdate", "DELIVERY": "deliverycompletedate"}
 _CHARSET = re.compile(r";\s*charset\s*=\s*\"?([\w.:-]+)", re.IGNORECASE)
+_BOUNDARY = re.compile(r';\s*boundary\s*=\s*(?:"([^"]+)"|([^;\s]+))', re.IGNORECASE)
+_DISPOSITION = re.compile(r"^content-disposition:(.*)$", re.IGNORECASE | re.MULTILINE)
+# The name parameter of a part's Content-Disposition (not filename=).
+_PART_NAME = re.compile(r'(?<![\w*-])name\s*=\s*(?:"([^"]*)"|([^;\s]+))', re.IGNORECASE)
 
 
 @lru_cache(maxsize=4096)
@@ -226,6 +232,44 @@ def read_form(envelope: Envelope) -> dict[str, Any]:
     return parse_php_form(text)
 
 
+def multipart_form(envelope: Envelope) -> dict[str, Any] | None:
+    """The fields of a multipart/form-data body (PHP's curl posts a data array that way), decoded into the
+    same PHP arrays as a form; None when the Content-Type is not multipart/form-data with a boundary.
+
+    Parts with a ``filename`` are uploads, not notification fields, and are left out. Raises BodyError:
+    ``too_many_fields``, ``invalid_multipart`` (a part without its blank line), ``invalid_utf8``.
+    """
+    content_type = envelope.content_type
+    match = _BOUNDARY.search(content_type) if content_type.lower().startswith("multipart/form-data") else None
+    if match is None:
+        return None
+    delimiter = b"--" + (match.group(1) or match.group(2)).encode("utf-8", "replace")
+    body = envelope.body
+    if body.count(delimiter) > MAX_FIELDS + 1:
+        raise BodyError("too_many_fields", f"more than {MAX_FIELDS} form fields")
+    pairs: list[tuple[str, str]] = []
+    for number, part in enumerate(body.split(delimiter)[1:]):
+        if part.startswith(b"--"):  # the closing delimiter
+            break
+        part = part.removeprefix(b"\r\n").removeprefix(b"\n")
+        head, blank, value = part.partition(b"\r\n\r\n")
+        if not blank:
+            head, blank, value = part.partition(b"\n\n")
+            if not blank:
+                raise BodyError("invalid_multipart", f"part {number} has no blank line after its headers")
+        value = value[:-2] if value.endswith(b"\r\n") else value.removesuffix(b"\n")
+        disposition = _DISPOSITION.search(head.decode("utf-8", "replace"))
+        params = disposition.group(1) if disposition else ""
+        name = _PART_NAME.search(params)
+        if name is None or "filename" in params.lower():
+            continue
+        try:
+            pairs.append((name.group(1) if name.group(1) is not None else name.group(2), value.decode("utf-8")))
+        except UnicodeDecodeError as exc:
+            raise BodyError("invalid_utf8", f"multipart part {number}: {exc.reason}") from None
+    return parse_php_form(urlencode(pairs))
+
+
 class Pure360Adapter(GuardedAdapter):
     provider: ClassVar[str] = "pure360"
     version: ClassVar[str] = "1"
@@ -234,5 +278,15 @@ class Pure360Adapter(GuardedAdapter):
         try:
             form = read_form(envelope)
         except BodyError as error:
+            return self._multipart(envelope) or AdaptResult(failures=[Failure(error.reason, error.detail)])
+        result = map_notifications(envelope, enumerate(notifications(form)), [])
+        # A multipart body read as a form gives no event; looked for only then, so form posts pay nothing.
+        return result if result.events else self._multipart(envelope) or result
+
+    @staticmethod
+    def _multipart(envelope: Envelope) -> AdaptResult | None:
+        try:
+            form = multipart_form(envelope)
+        except BodyError as error:
             return AdaptResult(failures=[Failure(error.reason, error.detail)])
-        return map_notifications(envelope, enumerate(notifications(form)), [])
+        return None if form is None else map_notifications(envelope, enumerate(notifications(form)), [])

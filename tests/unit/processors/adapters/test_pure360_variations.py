@@ -6,6 +6,8 @@ severity, fields passed through as sent, or the failure reason.
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import orjson
 import pytest
 
@@ -332,3 +334,93 @@ def test_adapted_events_are_identical_for_a_redelivered_latin1_body() -> None:
     again = one(body, f"{FORM}; charset=ISO-8859-1")
     utf8 = one(body.replace(b"%EB", b"%C3%AB"))
     assert first["id"] == again["id"] == utf8["id"]
+
+
+BOUNDARY = "------------------------d74496d66958873e"
+MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"
+
+
+def multipart(fields: list[tuple[str, str]], newline: bytes = b"\r\n", extra: bytes = b"") -> bytes:
+    """A multipart/form-data body as PHP's curl writes it for CURLOPT_POSTFIELDS given an array."""
+    delimiter = b"--" + BOUNDARY.encode()
+    parts = [
+        delimiter + newline + f'Content-Disposition: form-data; name="{name}"'.encode() + newline * 2 + value.encode()
+        for name, value in fields
+    ]
+    return newline.join(parts) + newline + extra + delimiter + b"--" + newline
+
+
+OPEN_FIELDS = [
+    ("type", "OPEN"),
+    ("Email", "hana.sato@mail.example.org"),
+    ("EVENT_DATE", "1795161994"),
+    ("List_Names[]", "web signup"),
+    ("List_Names[]", "fb signup"),
+    ("First_Name", "Zoë"),
+    ("Loyalty_Tier", "gold & silver=1"),
+]
+OPEN_METADATA = {"List_Names": ["web signup", "fb signup"], "First_Name": "Zoë", "Loyalty_Tier": "gold & silver=1"}
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (multipart(OPEN_FIELDS), MULTIPART),
+        (multipart(OPEN_FIELDS, b"\n"), MULTIPART),
+        (multipart(OPEN_FIELDS), f'multipart/form-data; boundary="{BOUNDARY}"'),
+        (multipart(OPEN_FIELDS), f"Multipart/Form-Data; charset=UTF-8; BOUNDARY={BOUNDARY}"),
+        (
+            multipart(
+                OPEN_FIELDS,
+                extra=f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="upload"; filename="a.txt"\r\n'
+                "Content-Type: text/plain\r\n\r\nfile body\r\n".encode(),
+            ),
+            MULTIPART,
+        ),
+    ],
+    ids=["crlf", "lf", "quoted-boundary", "header-casing", "file-part-skipped"],
+)
+def test_multipart_form_data(body: bytes, content_type: str) -> None:
+    event = one(body, content_type)
+    assert summary(event) == ("email.opened", "hana.sato@mail.example.org", "2026-11-20T08:06:34Z", "OPEN")
+    assert event["data"]["metadata"] == OPEN_METADATA
+    # The same notification posted as a urlencoded form is the same event.
+    assert one(urlencode(OPEN_FIELDS))["id"] == event["id"]
+
+
+def test_multipart_multi_notifications_in_index_order() -> None:
+    fields = [("event[1][type]", "CLICK"), ("event[1][email]", "b@example.com"), ("event[1][Event_date]", "1795163100")]
+    fields += [("event[0][type]", "OPEN"), ("event[0][email]", "a@example.com"), ("event[0][Event_date]", "1795163000")]
+    result = adapt(multipart(fields), MULTIPART)
+    assert result.failures == []
+    assert [summary(e) for e in result.events] == [
+        ("email.opened", "a@example.com", "2026-11-20T08:23:20Z", "OPEN"),
+        ("email.clicked", "b@example.com", "2026-11-20T08:25:00Z", "CLICK"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "reason"),
+    [
+        (multipart([]), MULTIPART, "empty_body"),
+        (multipart([("email", "a@example.com")]), MULTIPART, "invalid_event"),
+        (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="type"\r\nOPEN\r\n--{BOUNDARY}--'.encode(),
+            MULTIPART,
+            "invalid_multipart",
+        ),
+        (multipart([("type", "OPEN"), ("n", "Zo")]).replace(b"Zo", b"Zo\xe9"), MULTIPART, "invalid_utf8"),
+        (
+            b"\r\n".join([f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="f"\r\n\r\nx'.encode()] * 10_002),
+            MULTIPART,
+            "too_many_fields",
+        ),
+        # Without a boundary (or labelled as a form) the body cannot be split into its parts.
+        (multipart(OPEN_FIELDS), "multipart/form-data", "invalid_event"),
+        (multipart(OPEN_FIELDS), FORM, "invalid_event"),
+    ],
+)
+def test_unreadable_multipart_bodies_fail_with_the_reason(body: bytes, content_type: str, reason: str) -> None:
+    result = adapt(body, content_type)
+    assert result.events == []
+    assert [f.reason for f in result.failures] == [reason]
