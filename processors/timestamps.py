@@ -66,8 +66,12 @@ def parse_time(value: object, naive_zone: tzinfo = UTC, *, allow_iso: bool = Tru
         text = text[:-1] + "+00:00"
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=naive_zone)
+        # The epoch range for ISO text too: a year 0001 or 9999 is a placeholder, not when it happened
+        # (and near those ends the shift to UTC overflows, or the year prints with fewer than 4 digits).
+        if not _MIN_EPOCH <= moment.timestamp() <= _MAX_EPOCH:
+            return None
+    except (ValueError, OverflowError):
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=naive_zone)
     return format_utc(moment)

@@ -29,3 +29,19 @@ def test_event_ids_stay_what_they_were(args: tuple[str, str, str | None, Any], e
 def test_epoch_fast_path_agrees_with_parse_time() -> None:
     for seconds in (1_000_000_000, 1_795_161_659, 1_795_161_660, 1_795_161_661, 3_999_999_999):
         assert epoch_or_time(seconds) == epoch_or_time(str(seconds)) == parse_time(seconds)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "9999-12-31T23:59:59-01:00",  # the shift to UTC overflows datetime
+        "0001-01-01T00:00:00+01:00",
+        "0999-06-01T00:00:00Z",  # would print as "999-06-01T..."
+        "1970-01-01T00:00:00Z",  # an unset time, like epoch 0
+        "2101-01-01T00:00:00Z",
+    ],
+)
+def test_iso_times_outside_the_epoch_range_are_no_time_rather_than_an_error(text: str) -> None:
+    assert parse_time(text) is None
+    assert epoch_or_time(text) is None
+    assert parse_time("2026-11-20T09:00:00+01:00") == "2026-11-20T08:00:00Z"
