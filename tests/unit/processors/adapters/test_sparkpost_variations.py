@@ -85,6 +85,16 @@ def summary(result: AdaptResult) -> list[tuple[str, str | None, str | None, str]
         ("2026-11-20T08:01:00", "2026-11-20T08:01:00Z"),  # no zone: UTC
         ("2026-11-20 08:01:00", "2026-11-20T08:01:00Z"),
         ("soon", None),
+        # Beyond datetime's range once the offset is applied: no time, not a crashed event.
+        ("9999-12-31T23:59:59-23:59", None),
+        ("0001-01-01T00:00:00+01:00", None),
+        # Placeholders outside the sane range (years below 1000 would not even print as RFC 3339).
+        ("0001-01-01T00:00:00Z", None),
+        ("0999-12-31T00:00:00Z", None),
+        ("1970-01-01T00:00:00Z", None),
+        ("9999-12-31T23:59:59Z", None),
+        ("1990-01-01T00:00:00Z", "1990-01-01T00:00:00Z"),
+        ("2099-12-31T23:59:59Z", "2099-12-31T23:59:59Z"),
         ("", None),
         ("Fri, 20 Nov 2026 08:01:00 GMT", None),  # not ISO 8601
         ("\u0661\u0667\u0669\u0665\u0661\u0666\u0661\u0666\u0666\u0660", None),  # non-ASCII digits
