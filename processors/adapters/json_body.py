@@ -172,8 +172,8 @@ def parse_json_lenient(body: bytes | str) -> Any:
     """Strict JSON first; then the variations real senders produce.
 
     - numbers with leading zeros, kept as their digit strings (iPost)
-    - values one after another with no enclosing brackets, separated by commas and/or whitespace, a
-      trailing comma allowed (Falconide's ``{...},{...},``, or one object a line): a list
+    - values one after another with no enclosing brackets, separated by commas (objects also by whitespace
+      alone), a trailing comma allowed (Falconide's ``{...},{...},``, or one object a line): a list
     - an array with a comma before its closing bracket (the bracket-less shape wrapped by a relay)
     Refusals for hostile input (duplicate keys, NaN, depth, long numbers, bad UTF-8) are final.
     """
@@ -218,14 +218,21 @@ def _after_separators(text: str, position: int) -> int:
 
 
 def _parse_sequence(text: str) -> list[Any]:
-    """JSON values one after another, separated by any run of commas and whitespace, as a list."""
+    """JSON values one after another, separated by any run of commas and whitespace, as a list.
+
+    Only objects may follow one another without a comma (``}{``, one a line); other values need one, as in
+    an array, so that ``1 1`` or ``-0-0`` stay errors instead of becoming two values.
+    """
     items: list[Any] = []
     position = _after_separators(text, 0)
     try:
         while position < len(text):
-            value, position = _DECODER.raw_decode(text, position)
+            value, end = _DECODER.raw_decode(text, position)
             items.append(value)
-            position = _after_separators(text, position)
+            position = _after_separators(text, end)
+            no_comma = position < len(text) and "," not in text[end:position]
+            if no_comma and not (isinstance(value, dict) and text[position] == "{"):
+                raise json.JSONDecodeError("Expecting ',' delimiter", text, position)
     except RecursionError:
         raise BodyError("too_deep", f"nesting deeper than {MAX_DEPTH}") from None
     except json.JSONDecodeError as exc:

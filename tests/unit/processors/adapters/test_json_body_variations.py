@@ -36,6 +36,10 @@ def test_values_without_brackets_or_with_a_trailing_comma_are_a_list(body: bytes
     assert parse_json_lenient(body.decode()) == [{"a": 1}, {"a": 2}]
 
 
+def test_values_that_are_not_objects_need_their_commas() -> None:
+    assert parse_json_lenient(b'{"a":1},1, [2],"x"') == [{"a": 1}, 1, [2], "x"]
+
+
 def test_lenient_readings_keep_big_integers_and_leading_zeros() -> None:
     assert parse_json_lenient(b'{"t":9007199254740993}\n{"t":0042}') == [{"t": "9007199254740993"}, {"t": "0042"}]
     assert parse_json_lenient(b'[{"t":0042},]') == [{"t": "0042"}]
@@ -52,6 +56,11 @@ def test_lenient_readings_keep_big_integers_and_leading_zeros() -> None:
         (b'[{"a":1},{"a":1,"a":2},]', "duplicate_keys"),
         (b'{"a":1},{"a":"\x00"}', "invalid_json"),
         (b'{"a":1} x', "invalid_json"),
+        # Only objects may follow one another without a comma.
+        (b'{"a":1} 1', "invalid_json"),
+        (b'{"a":1}[1]', "invalid_json"),
+        (b'{"a":1},1 1', "invalid_json"),
+        (b'{"a":1},-0-0', "invalid_json"),
         (b'{"a":1},]', "invalid_json"),
         (b"[1,,]", "invalid_json"),
         (b"[,1]", "invalid_json"),
