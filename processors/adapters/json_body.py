@@ -197,7 +197,9 @@ def parse_json_lenient(body: bytes | str) -> Any:
     if stripped.startswith("{"):
         readings.append((_parse_sequence, stripped))
     elif stripped.startswith("[") and stripped.endswith("]") and (head := stripped[:-1].rstrip()).endswith(","):
-        readings.append((parse_json, head[:-1] + "]"))
+        head = head[:-1].rstrip()
+        if head != "[":  # "[,]" has a comma after nothing: no array reads that way
+            readings.append((parse_json, head + "]"))
     for read, candidate in readings:
         try:
             return read(candidate)

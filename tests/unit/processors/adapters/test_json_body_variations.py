@@ -64,6 +64,8 @@ def test_lenient_readings_keep_big_integers_and_leading_zeros() -> None:
         (b'{"a":1},]', "invalid_json"),
         (b"[1,,]", "invalid_json"),
         (b"[,1]", "invalid_json"),
+        (b"[,]", "invalid_json"),
+        (b"[ ,\n]", "invalid_json"),
         (b'{"a":1},{"a":2}\xc3\x28', "invalid_utf8"),
     ],
 )
