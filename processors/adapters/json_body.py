@@ -11,10 +11,11 @@ parse failed, so well-formed bodies pay nothing for it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
@@ -128,12 +129,11 @@ def parse_json(body: bytes | str) -> Any:
     return _parse_strict(body)
 
 
-def _parse_strict(body: bytes | str) -> Any:
-    text = decode_text(body) if isinstance(body, bytes) else body
-    if not text.strip():
-        raise BodyError("empty_body", "no content")
+@contextlib.contextmanager
+def _decoder_errors() -> Iterator[None]:
+    """The json decoder's complaints (and the hooks' own BodyErrors) as BodyErrors with their reason."""
     try:
-        value = _DECODER.decode(text)
+        yield
     except BodyError:
         raise
     except RecursionError:
@@ -142,6 +142,14 @@ def _parse_strict(body: bytes | str) -> Any:
         raise BodyError("invalid_json", f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except ValueError as exc:  # int() limits and the like
         raise BodyError("invalid_json", str(exc)[:200]) from None
+
+
+def _parse_strict(body: bytes | str) -> Any:
+    text = decode_text(body) if isinstance(body, bytes) else body
+    if not text.strip():
+        raise BodyError("empty_body", "no content")
+    with _decoder_errors():
+        value = _DECODER.decode(text)
     if isinstance(value, dict | list):
         _check_depth(value)
     return value
@@ -227,7 +235,7 @@ def _parse_sequence(text: str) -> list[Any]:
     """
     items: list[Any] = []
     position = _after_separators(text, 0)
-    try:
+    with _decoder_errors():
         while position < len(text):
             value, end = _DECODER.raw_decode(text, position)
             items.append(value)
@@ -235,11 +243,5 @@ def _parse_sequence(text: str) -> list[Any]:
             no_comma = position < len(text) and "," not in text[end:position]
             if no_comma and not (isinstance(value, dict) and text[position] == "{"):
                 raise json.JSONDecodeError("Expecting ',' delimiter", text, position)
-    except RecursionError:
-        raise BodyError("too_deep", f"nesting deeper than {MAX_DEPTH}") from None
-    except json.JSONDecodeError as exc:
-        raise BodyError("invalid_json", f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    except ValueError as exc:  # int() limits and the like
-        raise BodyError("invalid_json", str(exc)[:200]) from None
     _check_depth(items)
     return items

@@ -10,46 +10,21 @@ from urllib.parse import quote, urlencode
 
 import pytest
 
-from espwire.envelope import Envelope
-from espwire.event import CanonicalEvent
 from processors.adapters.base import AdaptResult
 from processors.adapters.falconide import FalconideAdapter
-from tests.support.adapter_properties import assert_well_formed
+from tests.support.adapter_requests import adapted, only, request
+from tests.support.adapter_requests import email_summaries as summary
 
 ADAPTER = FalconideAdapter()
 FORM = "application/x-www-form-urlencoded"
 
 
 def adapt(body: bytes | str, content_type: str = "application/json", method: str = "POST") -> AdaptResult:
-    envelope = Envelope(
-        source_id="falconide",
-        provider="falconide",
-        request_id="r1",
-        received_at="2026-11-24T00:00:00Z",
-        method=method,
-        content_type=content_type,
-        body=body.encode() if isinstance(body, str) else body,
-    )
-    result = ADAPTER.adapt(envelope)
-    assert_well_formed(result)
-    return result
+    return adapted(ADAPTER, request("falconide", body, content_type=content_type, method=method))
 
 
 def record(event: str = "sent", email: str = "a@example.com", **fields: Any) -> dict[str, Any]:
     return {"TRANSID": "14507226013384557", "EMAIL": email, "EVENT": event, "TIMESTAMP": "1795161700", **fields}
-
-
-def only(result: AdaptResult) -> CanonicalEvent:
-    assert result.failures == []
-    (single,) = result.events
-    return single
-
-
-def summary(result: AdaptResult) -> list[tuple[str, str | None, str | None, str]]:
-    return [
-        (e["type"], e["data"]["recipient"].get("email"), e["data"].get("occurred_at"), e["data"]["provider_event_type"])
-        for e in result.events
-    ]
 
 
 SENT = json.dumps(record("sent", "a@example.com"))

@@ -12,38 +12,21 @@ from typing import Any
 import orjson
 import pytest
 
-from espwire.envelope import Envelope
-from espwire.event import EVENT_ADAPTER, CanonicalEvent
+from espwire.event import CanonicalEvent
 from processors.adapters.base import AdaptResult
 from processors.adapters.ipost import IPostAdapter
+from tests.support.adapter_requests import RECEIVED, adapted, only, request
 
 ADAPTER = IPostAdapter()
-RECEIVED = "2026-11-24T00:00:00Z"
 
 
 def adapt(body: str | bytes, content_type: str = "application/json", **options: Any) -> AdaptResult:
-    envelope = Envelope(
-        source_id="ipost-main",
-        provider="ipost",
-        request_id="r1",
-        received_at=RECEIVED,
-        method="POST",
-        content_type=content_type,
-        body=body.encode() if isinstance(body, str) else body,
-        options=options,
-    )
-    result = ADAPTER.adapt(envelope)
-    for event in result.events:
-        EVENT_ADAPTER.validate_python(event)
-        orjson.dumps(event)  # every event must be publishable as is
-    return result
+    envelope = request("ipost", body, source_id="ipost-main", content_type=content_type, options=options)
+    return adapted(ADAPTER, envelope)
 
 
 def one(body: str | bytes, content_type: str = "application/json", **options: Any) -> CanonicalEvent:
-    result = adapt(body, content_type, **options)
-    assert result.failures == []
-    assert len(result.events) == 1
-    return result.events[0]
+    return only(adapt(body, content_type, **options))
 
 
 def open_with_time(literal: str) -> str:

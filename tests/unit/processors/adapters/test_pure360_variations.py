@@ -8,47 +8,24 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-import orjson
 import pytest
 
-from espwire.envelope import Envelope
-from espwire.event import EVENT_ADAPTER, CanonicalEvent
+from espwire.event import CanonicalEvent
 from processors.adapters.base import AdaptResult
 from processors.adapters.pure360 import Pure360Adapter
+from tests.support.adapter_requests import adapted, only, request, summary
 
 ADAPTER = Pure360Adapter()
-RECEIVED = "2026-11-24T00:00:00Z"
 FORM = "application/x-www-form-urlencoded"
 
 
 def adapt(body: str | bytes, content_type: str = FORM) -> AdaptResult:
-    envelope = Envelope(
-        source_id="pure360-main",
-        provider="pure360",
-        request_id="r1",
-        received_at=RECEIVED,
-        method="POST",
-        content_type=content_type,
-        body=body.encode() if isinstance(body, str) else body,
-        remote_addr="127.0.0.1",
-    )
-    result = ADAPTER.adapt(envelope)
-    for event in result.events:
-        EVENT_ADAPTER.validate_python(event)
-        orjson.dumps(event)
-    return result
+    envelope = request("pure360", body, source_id="pure360-main", content_type=content_type, remote_addr="127.0.0.1")
+    return adapted(ADAPTER, envelope)
 
 
 def one(body: str | bytes, content_type: str = FORM) -> CanonicalEvent:
-    result = adapt(body, content_type)
-    assert result.failures == []
-    assert len(result.events) == 1
-    return result.events[0]
-
-
-def summary(event: CanonicalEvent) -> tuple[str, str | None, str | None, str]:
-    data = event["data"]
-    return event["type"], event.get("subject"), data["occurred_at"], data["provider_event_type"]
+    return only(adapt(body, content_type))
 
 
 @pytest.mark.parametrize(

@@ -10,57 +10,36 @@ import json
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-import orjson
 import pytest
 
 from espwire.envelope import Envelope
-from espwire.event import EVENT_ADAPTER, CanonicalEvent
+from espwire.event import CanonicalEvent
 from processors.adapters.base import AdaptResult
 from processors.adapters.recurly_engage import RecurlyEngageAdapter
 from processors.adapters.recurly_engage_s3 import adapt_export
+from tests.support.adapter_properties import assert_well_formed
+from tests.support.adapter_requests import RECEIVED, adapted, only, request, summary
 
 ADAPTER = RecurlyEngageAdapter()
-RECEIVED = "2026-11-24T00:00:00Z"
 TS = 1795161900
 AT = "2026-11-20T08:05:00Z"
 
 
 def envelope(body: bytes | str = b"", method: str = "POST", query: str = "", content_type: str = "") -> Envelope:
-    return Envelope(
-        source_id="engage-main",
-        provider="recurly_engage",
-        request_id="r1",
-        received_at=RECEIVED,
-        method=method,
-        content_type=content_type or ("" if method == "GET" else "application/json"),
-        body=body.encode() if isinstance(body, str) else body,
-        query=query,
+    content_type = content_type or ("" if method == "GET" else "application/json")
+    return request(
+        "recurly_engage", body, source_id="engage-main", content_type=content_type, method=method, query=query
     )
-
-
-def checked(result: AdaptResult) -> AdaptResult:
-    for event in result.events:
-        EVENT_ADAPTER.validate_python(event)
-        orjson.dumps(event)
-    return result
 
 
 def adapt(body: Any = b"", method: str = "POST", query: str = "", content_type: str = "") -> AdaptResult:
     if not isinstance(body, bytes | str):
         body = json.dumps(body)
-    return checked(ADAPTER.adapt(envelope(body, method, query, content_type)))
+    return adapted(ADAPTER, envelope(body, method, query, content_type))
 
 
 def one(item: dict[str, Any]) -> CanonicalEvent:
-    result = adapt([item])
-    assert result.failures == []
-    assert len(result.events) == 1
-    return result.events[0]
-
-
-def summary(event: CanonicalEvent) -> tuple[str, str | None, str | None, str]:
-    data = event["data"]
-    return event["type"], event.get("subject"), data["occurred_at"], data["provider_event_type"]
+    return only(adapt([item]))
 
 
 BATCH = [
@@ -294,7 +273,8 @@ def test_prompt_fields_and_usage_fields() -> None:
 def test_s3_export_lines_map_like_the_webhook() -> None:
     lines = [json.dumps(item).encode() for item in BATCH]
     body = b"\xef\xbb\xbf" + lines[0] + b"\r\n\r\n" + lines[1] + b"\r\n" + b"not json\n" + b"[1]\n"
-    result = checked(adapt_export(envelope(body)))
+    result = adapt_export(envelope(body))
+    assert_well_formed(result)
     assert [summary(e) for e in result.events] == EXPECTED
     assert [(f.reason, f.index) for f in result.failures] == [("invalid_json", 3), ("invalid_event", 4)]
     webhook = adapt(BATCH).events

@@ -9,28 +9,16 @@ from typing import Any
 
 import pytest
 
-from espwire.envelope import Envelope
-from espwire.event import CanonicalEvent
 from processors.adapters.base import AdaptResult
 from processors.adapters.sparkpost import SparkPostAdapter
-from tests.support.adapter_properties import assert_well_formed
+from tests.support.adapter_requests import adapted, only, request
+from tests.support.adapter_requests import email_summaries as summary
 
 ADAPTER = SparkPostAdapter()
 
 
 def adapt(body: bytes) -> AdaptResult:
-    envelope = Envelope(
-        source_id="sparkpost",
-        provider="sparkpost",
-        request_id="r1",
-        received_at="2026-11-24T00:00:00Z",
-        method="POST",
-        content_type="application/json",
-        body=body,
-    )
-    result = ADAPTER.adapt(envelope)
-    assert_well_formed(result)
-    return result
+    return adapted(ADAPTER, request("sparkpost", body))
 
 
 def adapt_json(value: Any) -> AdaptResult:
@@ -46,19 +34,6 @@ def event(type_: str | None = "delivery", **fields: Any) -> dict[str, Any]:
 
 def item(type_: str | None = "delivery", event_class: str = "message_event", **fields: Any) -> dict[str, Any]:
     return {"msys": {event_class: event(type_, **fields)}}
-
-
-def only(result: AdaptResult) -> CanonicalEvent:
-    assert result.failures == []
-    (single,) = result.events
-    return single
-
-
-def summary(result: AdaptResult) -> list[tuple[str, str | None, str | None, str]]:
-    return [
-        (e["type"], e["data"]["recipient"].get("email"), e["data"].get("occurred_at"), e["data"]["provider_event_type"])
-        for e in result.events
-    ]
 
 
 # --- timestamp forms ------------------------------------------------------------------------------------
