@@ -191,6 +191,22 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from espwire.runtime import run
+    from ingest_gateway.file_import import ImportRefused, import_files, plan_import
+
+    settings = _settings(args)
+    paths = [Path(name) for name in args.files]
+    try:
+        envelopes = plan_import(settings, args.source, args.channel, paths)
+    except (ImportRefused, OSError) as exc:
+        print(f"espwire import: {exc}", file=sys.stderr)
+        return 2
+    run(import_files(settings, _bootstrap(settings), envelopes))
+    print(f"imported {len(paths)} file(s) as {len(envelopes)} record(s) on {settings.kafka.topic_prefix}.raw")
+    return 0
+
+
 def cmd_config_check(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(args.file)
@@ -257,6 +273,16 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--type", action="append", help="only this type or glob (e.g. email.bounced, 'prompt.*')")
     tail.add_argument("--format", choices=["auto", "pretty", "json"], default="auto")
     tail.add_argument("--from-beginning", action="store_true", help="every event still on the topic, not only new ones")
+
+    imports = add(
+        "import",
+        "Put files fetched from a provider (Pure360 FTP log or SOAP getBatch response, Recurly Engage S3 export) "
+        "on espwire.raw, to be processed like webhooks.",
+        cmd_import,
+    )
+    imports.add_argument("--source", required=True, help="the source id the events belong to (its provider decides)")
+    imports.add_argument("--channel", required=True, choices=["ftp", "soap", "s3"], help="the file's format")
+    imports.add_argument("files", nargs="+", help="files to import, in order")
 
     db = sub.add_parser("db", help="Database tools.")
     db_sub = db.add_subparsers(dest="what", required=True, metavar="WHAT")

@@ -19,7 +19,7 @@ from espwire.envelope import Envelope
 from espwire.event import CanonicalEvent
 from espwire.topics import Topics
 from processors import metrics
-from processors.adapters import ADAPTERS, Adapter, Failure
+from processors.adapters import ADAPTERS, Adapter, Failure, adapt_channel
 from processors.dead_letter import dead_letter_headers
 
 log = logging.getLogger("espwire.processor")
@@ -147,8 +147,9 @@ class Pipeline:
                     dead_letter(self.topics.dlq, envelope, [Failure("unknown_provider", envelope.provider)], "-")
                 )
                 continue
+            channel = envelope.options.get("channel")
             try:
-                result = adapter.adapt(envelope)
+                result = adapter.adapt(envelope) if channel is None else adapt_channel(envelope, channel)
             except Exception as exc:  # adapters must not raise; if one does, the record must not stall the group
                 log.exception(
                     "adapter raised", extra={"provider": envelope.provider, "request_id": envelope.request_id}
