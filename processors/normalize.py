@@ -46,6 +46,28 @@ def event_id(provider: str, provider_event_type: str, provider_event_id: str | N
     return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
+def number_repeats(events: list[CanonicalEvent]) -> None:
+    """Gives the second and later copies of an event within one request ids of their own.
+
+    Without a provider event id, an event's id is its content's fingerprint, so two equal events in
+    one request (two opens of one message in one second, two equal rows of an FTP log or a SOAP batch)
+    would share an id and dedupe would keep one: but a provider repeats a *request* when it redelivers,
+    not an event within one. The n-th copy's id is derived from the first's and n, so a redelivered
+    request gives the same ids again. Events with a provider id are left alone: equal ids there are
+    the same event.
+    """
+    seen: dict[str, int] = {}
+    for event in events:
+        data = event["data"]
+        if data["provider_event_id"] is not None:
+            continue
+        first = event["id"]
+        copies = seen.get(first, 0)
+        seen[first] = copies + 1
+        if copies:
+            event["id"] = event_id(data["provider"], data["provider_event_type"], None, [first, copies + 1])
+
+
 def freeze_raw(event: CanonicalEvent) -> orjson.Fragment:
     """``data.raw`` as JSON with sorted keys, put back in the event as an ``orjson.Fragment``.
 

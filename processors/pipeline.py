@@ -21,6 +21,7 @@ from espwire.topics import Topics
 from processors import metrics
 from processors.adapters import ADAPTERS, Adapter, Failure, adapt_channel
 from processors.dead_letter import dead_letter_headers
+from processors.normalize import number_repeats
 
 log = logging.getLogger("espwire.processor")
 
@@ -158,6 +159,8 @@ class Pipeline:
                     dead_letter(self.topics.dlq, envelope, [Failure("adapter_error", repr(exc)[:500])], adapter.version)
                 )
                 continue
+            if len(result.events) > 1:
+                number_repeats(result.events)
             events.extend(result.events)
             if result.failures:
                 dead.append(dead_letter(self.topics.dlq, envelope, result.failures, adapter.version))
