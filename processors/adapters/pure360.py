@@ -29,8 +29,11 @@ Decisions where the Pure360 documentation says nothing:
 from __future__ import annotations
 
 import codecs
+import email.policy
 import re
 from collections.abc import Iterable, Mapping
+from email import errors
+from email.parser import BytesParser
 from functools import lru_cache
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode
@@ -62,9 +65,8 @@ _SMS = frozenset({"SMSOPTOUT", "SMSFAILED"})
 _DATE_FIELD: dict[str, str] = {"DELIVERYSTART": "deliverystartdate", "DELIVERY": "deliverycompletedate"}
 _CHARSET = re.compile(r";\s*charset\s*=\s*\"?([\w.:-]+)", re.IGNORECASE)
 _BOUNDARY = re.compile(r';\s*boundary\s*=\s*(?:"([^"]+)"|([^;\s]+))', re.IGNORECASE)
-_DISPOSITION = re.compile(r"^content-disposition:(.*)$", re.IGNORECASE | re.MULTILINE)
-# The name parameter of a part's Content-Disposition (not filename=).
-_PART_NAME = re.compile(r'(?<![\w*-])name\s*=\s*(?:"([^"]*)"|([^;\s]+))', re.IGNORECASE)
+_BROKEN_MULTIPART = (errors.NoBoundaryInMultipartDefect, errors.StartBoundaryNotFoundDefect)
+_BROKEN_PART = (errors.MissingHeaderBodySeparatorDefect,)
 
 
 @lru_cache(maxsize=4096)
@@ -236,35 +238,32 @@ def multipart_form(envelope: Envelope) -> dict[str, Any] | None:
     """The fields of a multipart/form-data body (PHP's curl posts a data array that way), decoded into the
     same PHP arrays as a form; None when the Content-Type is not multipart/form-data with a boundary.
 
-    Parts with a ``filename`` are uploads, not notification fields, and are left out. Raises BodyError:
-    ``too_many_fields``, ``invalid_multipart`` (a part without its blank line), ``invalid_utf8``.
+    Read by the standard library's MIME parser. Parts with a ``filename`` are uploads, not notification
+    fields, and are left out. Raises BodyError: ``too_many_fields``, ``invalid_multipart`` (a part
+    without its blank line, a body without the boundary), ``invalid_utf8``.
     """
     content_type = envelope.content_type
-    match = _BOUNDARY.search(content_type) if content_type.lower().startswith("multipart/form-data") else None
-    if match is None:
+    if not content_type.lower().startswith("multipart/form-data") or _BOUNDARY.search(content_type) is None:
         return None
-    delimiter = b"--" + (match.group(1) or match.group(2)).encode("utf-8", "replace")
-    body = envelope.body
-    if body.count(delimiter) > MAX_FIELDS + 1:
+    head = b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n"
+    message = BytesParser(policy=email.policy.HTTP).parsebytes(head + envelope.body)
+    boundary = message.get_boundary() or ""
+    if envelope.body.strip() in (b"", f"--{boundary}--".encode("latin-1", "replace")):
+        return parse_php_form(b"")  # curl's body for an empty array: a form without fields
+    parts = message.get_payload() if message.is_multipart() else None
+    if not isinstance(parts, list) or any(isinstance(d, _BROKEN_MULTIPART) for d in message.defects):
+        raise BodyError("invalid_multipart", "the body is not made of parts of its boundary")
+    if len(parts) > MAX_FIELDS:
         raise BodyError("too_many_fields", f"more than {MAX_FIELDS} form fields")
     pairs: list[tuple[str, str]] = []
-    for number, part in enumerate(body.split(delimiter)[1:]):
-        if part.startswith(b"--"):  # the closing delimiter
-            break
-        part = part.removeprefix(b"\r\n").removeprefix(b"\n")
-        head, blank, value = part.partition(b"\r\n\r\n")
-        if not blank:
-            head, blank, value = part.partition(b"\n\n")
-            if not blank:
-                raise BodyError("invalid_multipart", f"part {number} has no blank line after its headers")
-        value = value[:-2] if value.endswith(b"\r\n") else value.removesuffix(b"\n")
-        disposition = _DISPOSITION.search(head.decode("utf-8", "replace"))
-        params = disposition.group(1) if disposition else ""
-        name = _PART_NAME.search(params)
-        if name is None or "filename" in params.lower():
+    for number, part in enumerate(parts):
+        if any(isinstance(d, _BROKEN_PART) for d in part.defects):
+            raise BodyError("invalid_multipart", f"part {number} has no blank line after its headers")
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str) or part.get_filename() is not None:
             continue
         try:
-            pairs.append((name.group(1) if name.group(1) is not None else name.group(2), value.decode("utf-8")))
+            pairs.append((name, (part.get_payload(decode=True) or b"").decode("utf-8")))
         except UnicodeDecodeError as exc:
             raise BodyError("invalid_utf8", f"multipart part {number}: {exc.reason}") from None
     return parse_php_form(urlencode(pairs))
