@@ -5,6 +5,7 @@ requests within the deadline (the gateway then spools them) instead of holding t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
@@ -14,7 +15,7 @@ from aiokafka.errors import KafkaError
 from espwire.topics import ensure_topics
 from ingest_gateway.group_commit import GroupCommitProducer
 from tests.support.kafka import consume_all
-from tests.support.outage_proxy import proxied_broker
+from tests.support.outage_proxy import OutageProxy, proxied_broker
 
 
 async def _producer(bootstrap: str, **options: object) -> AIOKafkaProducer:
@@ -29,6 +30,21 @@ async def _producer(bootstrap: str, **options: object) -> AIOKafkaProducer:
     )
     await producer.start()
     return producer
+
+
+@contextlib.asynccontextmanager
+async def _behind_a_proxy(
+    topic_prefix: str, *, ack_timeout: float
+) -> AsyncIterator[tuple[OutageProxy, str, AIOKafkaProducer, GroupCommitProducer]]:
+    """A broker of the test's own behind a proxy it can cut, and a group commit that has had one record
+    acknowledged through it."""
+    async with proxied_broker() as proxied:
+        topic = f"{topic_prefix}.raw"
+        await ensure_topics(proxied.bootstrap, [topic], 2)
+        producer = await _producer(proxied.bootstrap)
+        group = GroupCommitProducer([producer], topic, ack_timeout=ack_timeout)
+        await group.send(None, b"before", [])  # acknowledged while the broker answers
+        yield proxied.proxy, proxied.bootstrap, producer, group
 
 
 @pytest.fixture
@@ -113,13 +129,7 @@ async def test_a_group_commit_needs_a_lane() -> None:
 async def test_a_broker_that_stops_answering_fails_the_waiting_records_within_the_deadline(
     topic_prefix: str,
 ) -> None:
-    async with proxied_broker() as proxied:
-        proxy, bootstrap = proxied.proxy, proxied.bootstrap
-        topic = f"{topic_prefix}.raw"
-        await ensure_topics(bootstrap, [topic], 2)
-        producer = await _producer(bootstrap)
-        group = GroupCommitProducer([producer], topic, ack_timeout=1.5)
-        await group.send(None, b"before", [])  # acknowledged while the broker answers
+    async with _behind_a_proxy(topic_prefix, ack_timeout=1.5) as (proxy, _, producer, group):
         proxy.cut()
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -137,13 +147,7 @@ async def test_a_broker_that_stops_answering_fails_the_waiting_records_within_th
 async def test_a_connection_lost_and_back_within_the_deadline_is_retried_and_every_record_arrives(
     topic_prefix: str,
 ) -> None:
-    async with proxied_broker() as proxied:
-        proxy, bootstrap = proxied.proxy, proxied.bootstrap
-        topic = f"{topic_prefix}.raw"
-        await ensure_topics(bootstrap, [topic], 2)
-        producer = await _producer(bootstrap)
-        group = GroupCommitProducer([producer], topic, ack_timeout=8)
-        await group.send(None, b"before", [])
+    async with _behind_a_proxy(topic_prefix, ack_timeout=8) as (proxy, bootstrap, producer, group):
         proxy.cut()  # the connection drops: the group's first attempt fails with a retriable error
         values = [b"during-%03d" % i for i in range(20)]
         pending = asyncio.gather(*(group.send(None, v, []) for v in values))
@@ -152,6 +156,6 @@ async def test_a_connection_lost_and_back_within_the_deadline_is_retried_and_eve
         await pending  # acknowledged after a metadata refresh and a new connection, within the 8 s
         await group.close()
         await producer.stop()
-        records = await consume_all(bootstrap, topic, expect=1 + len(values))
+        records = await consume_all(bootstrap, group.topic, expect=1 + len(values))
         # At least once: a retried batch may be there twice; none is missing.
         assert set(values) <= {r.value for r in records}
