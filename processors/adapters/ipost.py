@@ -68,12 +68,7 @@ _DATE_TIME = re.compile(r"\s*\d{4}(?:-\d{2}-\d{2}[Tt ]\d{2}:\d{2}|\d{4}[Tt]\d{4}
 def event_time(value: Any, naive_zone: tzinfo) -> str | None:
     """``event_time`` to RFC 3339 UTC: epoch s/ms, ISO 8601, or ``YYYY-MM-DD HH:MM:SS`` in ``naive_zone``."""
     if isinstance(value, str) and _DATE_TIME.match(value):
-        try:
-            moment = parse_time(value, naive_zone)
-        except OverflowError:  # a valid date whose UTC instant is outside years 1..9999: garbage, not a bug
-            return None
-        # Before year 1000 format_utc writes fewer than four year digits, which is not RFC 3339.
-        return moment if moment is None or moment[4] == "-" else None
+        return parse_time(value, naive_zone)  # None outside 1990-2100, where year 1 or 9999 would overflow
     return epoch_or_time(value, allow_iso=False)
 
 
