@@ -281,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_import,
     )
     imports.add_argument("--source", required=True, help="the source id the events belong to (its provider decides)")
-    imports.add_argument("--channel", required=True, choices=["ftp", "soap", "s3"], help="the file's format")
+    imports.add_argument("--channel", required=True, help="ftp or soap (Pure360), s3 (Recurly Engage)")
     imports.add_argument("files", nargs="+", help="files to import, in order")
 
     db = sub.add_parser("db", help="Database tools.")

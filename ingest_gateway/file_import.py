@@ -26,15 +26,16 @@ from espwire.clock import utc_now
 from espwire.config import MAX_BODY_BYTES, Settings, SourceConfig
 from espwire.envelope import Envelope, new_request_id
 from espwire.topics import MAX_RECORD_BYTES, Topics, ensure_topics
+from processors.adapters import CHANNELS
 
 PART_BYTES = 8 * 1024 * 1024
-# Channel -> (the providers that have it, how its file is cut, the content type recorded).
-_CHANNELS: dict[str, tuple[frozenset[str], bool, str]] = {
-    "ftp": (frozenset({"pure360"}), True, "text/plain"),
-    "soap": (frozenset({"pure360"}), False, "text/xml"),
-    "s3": (frozenset({"recurly_engage"}), True, "application/x-ndjson"),
+# Which provider has which channel is the processors' table (CHANNELS); here, per channel, whether its
+# file is cut at line ends, and the content type recorded.
+_FORMATS: dict[str, tuple[bool, str]] = {
+    "ftp": (True, "text/plain"),
+    "soap": (False, "text/xml"),
+    "s3": (True, "application/x-ndjson"),
 }
-CHANNEL_NAMES = tuple(_CHANNELS)
 
 
 class ImportRefused(Exception):
@@ -63,11 +64,10 @@ def envelopes_for(
     source: SourceConfig, channel: str, path: Path, data: bytes, *, part_bytes: int = PART_BYTES
 ) -> list[Envelope]:
     """The envelopes of one file; raises ImportRefused when the source has no such channel or it is too large."""
-    known = _CHANNELS.get(channel)
-    if known is None or source.provider not in known[0]:
-        have = sorted(name for name, (providers, _, _) in _CHANNELS.items() if source.provider in providers)
+    have = sorted(CHANNELS.get(source.provider, {}))
+    if channel not in have:
         raise ImportRefused(f"source {source.id} ({source.provider}) has no channel {channel!r}; it has {have}")
-    _, by_lines, content_type = known
+    by_lines, content_type = _FORMATS[channel]
     parts = list(split_lines(data, part_bytes)) if by_lines else [data]
     if any(len(part) > MAX_BODY_BYTES for part in parts):
         raise ImportRefused(f"{path.name}: a record of more than {MAX_BODY_BYTES} bytes (one line or one document)")

@@ -44,6 +44,7 @@ Headers = Sequence[tuple[str, bytes]]
 Waiting = tuple[bytes | None, bytes, Headers, "asyncio.Future[None]"]
 
 ACKS_ALL = -1  # the gateway's 200 promises a record every in-sync replica has
+BATCH_BYTES = 1024 * 1024  # one group commit of many 1 KB requests in one record batch
 RETRY_BACKOFF_SECONDS = 0.1
 _CODECS = {None: 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}  # Kafka's record batch attribute bits
 
@@ -55,7 +56,7 @@ class GroupCommitProducer:
         topic: str,
         *,
         ack_timeout: float,
-        batch_bytes: int = 1024 * 1024,
+        batch_bytes: int = BATCH_BYTES,
         compression: str | None = None,
     ) -> None:
         if not lanes:

@@ -18,12 +18,10 @@ from aiokafka.errors import KafkaError
 from espwire.envelope import Envelope
 from espwire.topics import MAX_RECORD_BYTES
 from ingest_gateway import metrics
-from ingest_gateway.group_commit import GroupCommitProducer
+from ingest_gateway.group_commit import BATCH_BYTES, GroupCommitProducer
 from ingest_gateway.spool import Spool
 
 log = logging.getLogger("espwire.gateway.publisher")
-
-BATCH_BYTES = 1024 * 1024  # one group commit of many 1 KB requests in one record batch
 
 
 class RawPublisher:
