@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable, Mapping
 
 import orjson
 from aiohttp import web
-from multidict import CIMultiDict, CIMultiDictProxy
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 
 from espwire.clock import utc_now
@@ -23,6 +22,7 @@ from espwire.envelope import Envelope, new_request_id
 from ingest_gateway import auth, limits, metrics
 from ingest_gateway.publisher import RawPublisher
 from ingest_gateway.spool import SpoolFull
+from ingest_gateway.whole_response import WholeResponse
 
 log = logging.getLogger("espwire.gateway")
 
@@ -36,7 +36,6 @@ _KEPT_HEADERS = (
     "x-request-id",
 )
 _RETRY_AFTER_SECONDS = "30"
-_JSON_HEADERS = CIMultiDictProxy(CIMultiDict({"Content-Type": "application/json"}))  # copied by each response
 
 
 def _json(status: int, body: Mapping[str, object], headers: dict[str, str] | None = None) -> web.Response:
@@ -110,7 +109,7 @@ class HookHandler:
         self.tally.acknowledged(path, time.perf_counter() - started)
         self.tally.accepted(source.id, len(body))
         accepted = b'{"status":"accepted","request_id":"%s"}' % envelope.request_id.encode()
-        return web.Response(body=accepted, headers=_JSON_HEADERS)
+        return WholeResponse(accepted)
 
     def _envelope(self, request: web.BaseRequest, source: SourceConfig, body: bytes, address: str | None) -> Envelope:
         given = request.headers

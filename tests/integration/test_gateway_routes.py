@@ -110,3 +110,54 @@ async def test_a_stopping_gateway_says_not_ready_and_still_stores_during_its_gra
                 raise AssertionError(f"still answering after the grace: {response.status}")
         except aiohttp.ClientConnectionError:
             pass  # the port is closed once the grace is over
+
+
+def _post(version: bytes, connection: bytes | None, body: bytes) -> bytes:
+    head = b"POST /hooks/sparkpost %s\r\nHost: x\r\nX-MessageSystems-Webhook-Token: sp-test-token\r\n" % version
+    if connection is not None:
+        head += b"Connection: %s\r\n" % connection
+    return head + b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[bytes, dict[bytes, bytes], bytes]:
+    status, *lines = (await _read_head(reader)).rstrip(b"\r\n").split(b"\r\n")
+    headers = {name.strip().lower(): value.strip() for name, _, value in (line.partition(b":") for line in lines)}
+    body = await asyncio.wait_for(reader.readexactly(int(headers[b"content-length"])), timeout=5)
+    return status, headers, body
+
+
+async def test_the_accepted_answer_keeps_or_closes_the_connection_as_the_request_asks(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    """The 200 is written whole by the gateway (whole_response.py), not by aiohttp's Response: its
+    status line, Date, length and Connection header must follow the request's HTTP version."""
+    settings = gateway_settings(topic_prefix, tmp_path)
+    body = orjson.dumps([{"msys": {"message_event": {"type": "delivery", "event_id": "1"}}}])
+    cases = [  # version, Connection asked, Connection answered, connection left open
+        (b"HTTP/1.1", None, None, True),
+        (b"HTTP/1.1", b"close", b"close", False),
+        (b"HTTP/1.0", None, None, False),
+        (b"HTTP/1.0", b"keep-alive", b"keep-alive", True),
+    ]
+    async with running_gateway(settings, kafka_bootstrap):
+        for version, asked, answered, open_after in cases:
+            reader, writer = await asyncio.open_connection("127.0.0.1", settings.gateway.port)
+            try:
+                # Pipelined where the connection stays: the first answer must not lose or swallow the second.
+                writer.write(_post(version, asked, body) * (2 if open_after else 1))
+                await writer.drain()
+                status, headers, answer = await _read_response(reader)
+                assert status == version + b" 200 OK", (version, asked)
+                assert headers[b"content-type"] == b"application/json"
+                assert headers.get(b"connection") == answered, (version, asked)
+                assert headers[b"date"].endswith(b" GMT")
+                first = orjson.loads(answer)
+                assert first["status"] == "accepted"
+                if open_after:
+                    _, _, again = await _read_response(reader)
+                    assert orjson.loads(again)["request_id"] != first["request_id"]
+                else:
+                    assert await asyncio.wait_for(reader.read(), timeout=5) == b"", (version, asked)
+            finally:
+                writer.close()
+                await writer.wait_closed()
