@@ -71,15 +71,33 @@ class Enrichment(Protocol):
     async def __call__(self, events: list[CanonicalEvent]) -> None: ...
 
 
+_SPECVERSION = ("ce_specversion", b"1.0")
+_CONTENT_TYPE = ("content-type", b"application/cloudevents+json")
+# ce_source and ce_type take a few values (one per source, one per type): their header pairs are
+# made once and shared by every record, as the two constant ones are. Bounded, for records that
+# did not come from our gateway and may name any source.
+_SHARED_PAIRS: dict[tuple[str, str], tuple[str, bytes]] = {}
+_MAX_SHARED_PAIRS = 4096
+
+
+def _shared_pair(name: str, value: str) -> tuple[str, bytes]:
+    pair = _SHARED_PAIRS.get((name, value))
+    if pair is None:
+        pair = (name, value.encode())
+        if len(_SHARED_PAIRS) < _MAX_SHARED_PAIRS:
+            _SHARED_PAIRS[(name, value)] = pair
+    return pair
+
+
 def event_headers(event: CanonicalEvent) -> list[tuple[str, bytes]]:
     """CloudEvents Kafka binding names, so consumers can route without parsing the value."""
     headers = [
-        ("ce_specversion", b"1.0"),
+        _SPECVERSION,
         ("ce_id", event["id"].encode()),
-        ("ce_source", event["source"].encode()),
-        ("ce_type", event["type"].encode()),
+        _shared_pair("ce_source", event["source"]),
+        _shared_pair("ce_type", event["type"]),
         ("ce_time", event["time"].encode()),
-        ("content-type", b"application/cloudevents+json"),
+        _CONTENT_TYPE,
     ]
     subject = event.get("subject")
     if subject:
