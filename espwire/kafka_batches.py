@@ -44,11 +44,15 @@ class BatchPublisher:
         return sorted(partitions)
 
     async def _choose_partitions(self, records: Sequence[Record]) -> list[int]:
-        """Each record's partition: by its key as Kafka's default partitioner does, keyless ones in turn."""
+        """Each record's partition: by its key as Kafka's default partitioner does; keyless records take the
+        topic's partitions in turn (a counter shared by every topic)."""
         chosen = [0] * len(records)
         keyed: dict[str, tuple[list[int], list[bytes]]] = {}  # per topic: record positions, keys
         for position, record in enumerate(records):
-            positions, keys = keyed.setdefault(record.topic, ([], []))
+            lists = keyed.get(record.topic)
+            if lists is None:
+                lists = keyed[record.topic] = ([], [])
+            positions, keys = lists
             if record.key is not None:
                 positions.append(position)
                 keys.append(record.key)

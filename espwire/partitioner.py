@@ -8,7 +8,9 @@ list, so a cache does not help; murmur2 in Python cost ~6 µs a key on the 2026-
 loop over 32-bit words), a sixteenth of the processor's CPU an event. Here every key of a slice is
 hashed together: the keys are padded with zero bytes into one matrix of little-endian words, and
 each word column is mixed into the hashes of the keys that long, with numpy's wrapping uint32
-arithmetic. Tested equal to aiokafka's murmur2 on arbitrary bytes.
+arithmetic. A key longer than ``VECTOR_KEY_BYTES`` (no real address is) is hashed alone by aiokafka's
+murmur2, so that one odd key cannot widen the matrix of its whole batch. Tested equal to aiokafka's
+murmur2 on arbitrary bytes.
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
+from aiokafka.partitioner import murmur2
+
+VECTOR_KEY_BYTES = 256
 
 _SEED = 0x9747B28C
 _M = np.uint32(0x5BD1E995)
@@ -24,8 +29,19 @@ _M = np.uint32(0x5BD1E995)
 
 def murmur2_many(keys: Sequence[bytes]) -> npt.NDArray[np.uint32]:
     """Kafka's murmur2 (the Java client's ``Utils.murmur2``) of each key, as unsigned 32-bit values."""
+    lengths = np.fromiter(map(len, keys), dtype=np.uint32, count=len(keys))
+    long = np.flatnonzero(lengths > VECTOR_KEY_BYTES)
+    if not len(long):
+        return _murmur2_short(keys, lengths)
+    hashes = np.empty(len(keys), dtype=np.uint32)
+    short = np.flatnonzero(lengths <= VECTOR_KEY_BYTES)
+    hashes[short] = _murmur2_short([keys[i] for i in short.tolist()], lengths[short])
+    hashes[long] = [murmur2(keys[i]) & 0xFFFFFFFF for i in long.tolist()]
+    return hashes
+
+
+def _murmur2_short(keys: Sequence[bytes], lengths: npt.NDArray[np.uint32]) -> npt.NDArray[np.uint32]:
     count = len(keys)
-    lengths = np.fromiter(map(len, keys), dtype=np.uint32, count=count)
     # One word more than the longest key needs: the tail's three bytes can always be read, as zeros past a key's end.
     width = (int(lengths.max(initial=0)) // 4 + 1) * 4
     padded = np.frombuffer(b"".join(key.ljust(width, b"\0") for key in keys), dtype=np.uint8).reshape(count, width)

@@ -32,7 +32,10 @@ def http_date() -> bytes:
 
 
 class WholeResponse(web.StreamResponse):
-    """A 200 with a JSON body, written whole by ``prepare``; ``write_eof`` then has nothing left to do."""
+    """A 200 with a JSON body, written whole by ``prepare``; ``write_eof`` then has nothing left to do.
+
+    Only the body and ``force_close()`` count: headers, cookies or a status set on it are not written.
+    """
 
     def __init__(self, body: bytes) -> None:
         super().__init__(status=200)
@@ -44,7 +47,7 @@ class WholeResponse(web.StreamResponse):
         transport = request.transport
         if transport is None or transport.is_closing():
             raise ConnectionResetError("client went away before its answer")  # aiohttp's premature disconnect
-        keep_alive = request.keep_alive
+        keep_alive = request.keep_alive if self._keep_alive is None else self._keep_alive  # force_close() wins
         major, minor = request.version
         if request.version == HttpVersion10:
             connection = b"Connection: keep-alive\r\n" if keep_alive else b""
@@ -58,4 +61,7 @@ class WholeResponse(web.StreamResponse):
         self._keep_alive = keep_alive  # read by aiohttp once the handler is done: close or keep the connection
         self._eof_sent = True
         self._body_length = len(body)
+        # aiohttp's own write_eof waits here while the transport is paused (its buffer over the high-water
+        # mark), so a client that pipelines and never reads cannot grow the buffer without bound.
+        await request.writer.drain()
         return None
