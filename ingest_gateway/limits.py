@@ -85,30 +85,44 @@ async def _read(request: web.BaseRequest, declared: int | None, max_bytes: int) 
 
 
 def decode_body(body: bytes, encoding: str, max_bytes: int) -> bytes:
-    """Inflates gzip/deflate in bounded steps: 413 past ``max_bytes``, 400 for a broken stream."""
+    """Inflates gzip/deflate in bounded steps: 413 past ``max_bytes``, 400 for a broken stream.
+
+    A gzip body may hold several members one after another (RFC 1952 section 2.2; ``cat a.gz b.gz``):
+    each is inflated in turn, as gzip itself does, and zero bytes after the last are padding. Anything
+    else after the end of the stream is refused (400), never dropped: a stored body cut short would be
+    an acknowledged request whose events are lost.
+    """
     if encoding == "identity" or not body:
         return body
-    if encoding in ("gzip", "x-gzip"):
-        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    gzip = encoding in ("gzip", "x-gzip")
+    if gzip:
+        wbits = 16 + zlib.MAX_WBITS
     else:
         # "deflate" is zlib-wrapped by the RFC, raw in some clients: the header tells which.
         raw = len(body) < 2 or (body[0] & 0x0F) != 8 or ((body[0] << 8) | body[1]) % 31 != 0
-        inflater = zlib.decompressobj(-zlib.MAX_WBITS if raw else zlib.MAX_WBITS)
+        wbits = -zlib.MAX_WBITS if raw else zlib.MAX_WBITS
     out: list[bytes] = []
     size = 0
     pending = body
     try:
-        while pending:
-            piece = inflater.decompress(pending, _READ_CHUNK)
-            size += len(piece)
-            if size > max_bytes:
-                raise RequestRefused(413, f"body inflates past the {max_bytes}-byte limit")
-            out.append(piece)
-            pending = inflater.unconsumed_tail
-            if inflater.eof:
+        while True:
+            inflater = zlib.decompressobj(wbits)
+            while pending:
+                piece = inflater.decompress(pending, _READ_CHUNK)
+                size += len(piece)
+                if size > max_bytes:
+                    raise RequestRefused(413, f"body inflates past the {max_bytes}-byte limit")
+                out.append(piece)
+                pending = inflater.unconsumed_tail
+                if inflater.eof:
+                    break
+            if not inflater.eof:
+                raise RequestRefused(400, f"truncated {encoding} stream")
+            pending = inflater.unused_data
+            if not pending.strip(b"\0"):
                 break
-        if not inflater.eof:
-            raise RequestRefused(400, f"truncated {encoding} stream")
+            if not gzip:
+                raise RequestRefused(400, f"{len(pending)} bytes after the end of the {encoding} stream")
     except zlib.error as exc:
         raise RequestRefused(400, f"invalid {encoding} stream: {exc}") from None
     return b"".join(out)
