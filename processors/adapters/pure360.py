@@ -182,19 +182,29 @@ def _is_index(key: str) -> bool:
 
 
 def notifications(form: dict[str, Any]) -> list[Any]:
-    """The notifications in a decoded form: ``event[i]`` entries in index order, else the form itself."""
-    batch = form.get("event")
-    if batch is None and "type" not in form:
-        # `Event[0][type]=...`: the wrapper's casing varies like the standard fields'. Only a form without
-        # the usual lower-case names pays for the scan.
-        batch = next((v for k, v in form.items() if k.lower() == "event" and isinstance(v, dict | list)), None)
-    if not isinstance(batch, dict | list) or any(field_key(k) == "type" for k in form):
+    """The notifications in a decoded form: ``event[i]`` entries in index order, else the form itself.
+
+    The wrapper's casing varies like the standard fields' (``Event[0][type]``), also within one post:
+    every top-level key that is ``event`` in some casing contributes its entries, in one index order
+    (equal indices in the order the wrappers came), so none is dropped.
+    """
+    batches = [value for key, value in form.items() if key.lower() == "event" and isinstance(value, dict | list)]
+    if not batches or any(field_key(k) == "type" for k in form):
         return [form]
-    if isinstance(batch, list):
-        return list(batch)
-    # Compared as (length, text): numeric order without int() on a hostile 100,000-digit index.
-    numeric = sorted((k for k in batch if _is_index(k)), key=lambda k: (len(k), k))
-    return [batch[k] for k in numeric] + [v for k, v in batch.items() if not _is_index(k)]
+    if len(batches) == 1 and isinstance(batches[0], list):
+        return list(batches[0])
+    numbered: list[tuple[int, str, int, Any]] = []
+    named: list[Any] = []
+    for batch in batches:
+        for key, value in enumerate(batch) if isinstance(batch, list) else batch.items():
+            index = str(key)
+            if _is_index(index):
+                # Compared as (length, text): numeric order without int() on a hostile 100,000-digit index.
+                numbered.append((len(index), index, len(numbered), value))
+            else:
+                named.append(value)
+    numbered.sort(key=lambda entry: entry[:3])
+    return [entry[3] for entry in numbered] + named
 
 
 def _transcoded(body: bytes, content_type: str) -> str | None:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from espwire.envelope import Envelope
 from espwire.event import EVENT_ADAPTER, CanonicalEvent
 from processors.adapters.base import AdaptResult
+from processors.adapters.php_form import MAX_FIELDS
 from processors.adapters.pure360 import Pure360Adapter
 from tests.fixture_cases import Case, load_cases, sequence_mismatches
 from tests.support.adapter_properties import assert_well_formed, mutated
@@ -209,7 +210,7 @@ def test_notification_without_type_is_a_failure() -> None:
         (b" \r\n", "empty_body"),
         (b"type=OPEN&email=\xc3\x28@example.com", "invalid_utf8"),
         (b"type=OPEN&email=%C3%28", "invalid_utf8"),
-        ("&".join(f"f{i}=1" for i in range(10_001)).encode(), "too_many_fields"),
+        ("&".join(f"f{i}=1" for i in range(MAX_FIELDS + 1)).encode(), "too_many_fields"),
         (b"type=OPEN&x" + b"[a]" * 40 + b"=1", "too_deep"),
     ],
 )

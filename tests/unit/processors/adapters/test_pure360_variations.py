@@ -12,6 +12,7 @@ import pytest
 
 from espwire.event import CanonicalEvent
 from processors.adapters.base import AdaptResult
+from processors.adapters.php_form import MAX_FIELDS
 from processors.adapters.pure360 import Pure360Adapter
 from tests.support.adapter_requests import adapted, only, request, summary
 
@@ -294,7 +295,7 @@ def test_charset_applies_to_names_and_multi_notifications() -> None:
         (b"type=OPEN&First_Name=%81", f"{FORM}; charset=windows-1252", "invalid_utf8"),
         (b"type=OPEN&First_Name=Zo%EB", f"{FORM}; charset=utf-16", "invalid_utf8"),
         (b"type=OPEN&First_Name=Zo%EB", f"{FORM}; charset=base64", "invalid_utf8"),
-        (b"&".join([b"f%E9=1"] * 10_001), f"{FORM}; charset=ISO-8859-1", "too_many_fields"),
+        (b"&".join([b"f%E9=1"] * (MAX_FIELDS + 1)), f"{FORM}; charset=ISO-8859-1", "too_many_fields"),
         (b"", FORM, "empty_body"),
         (b" \r\n", f"{FORM}; charset=ISO-8859-1", "empty_body"),
     ],
@@ -388,7 +389,7 @@ def test_multipart_multi_notifications_in_index_order() -> None:
         ),
         (multipart([("type", "OPEN"), ("n", "Zo")]).replace(b"Zo", b"Zo\xe9"), MULTIPART, "invalid_utf8"),
         (
-            b"\r\n".join([f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="f"\r\n\r\nx'.encode()] * 10_002),
+            b"\r\n".join([f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="f"\r\n\r\nx'.encode()] * (MAX_FIELDS + 2)),
             MULTIPART,
             "too_many_fields",
         ),
@@ -401,3 +402,22 @@ def test_unreadable_multipart_bodies_fail_with_the_reason(body: bytes, content_t
     result = adapt(body, content_type)
     assert result.events == []
     assert [f.reason for f in result.failures] == [reason]
+
+
+def test_wrappers_of_different_casing_in_one_post_all_come_out_in_index_order() -> None:
+    body = b"event[0][type]=OPEN&event[0][email]=a%40x.com&Event[1][type]=CLICK&Event[1][email]=b%40x.com"
+    body += b"&EVENT[2][type]=OPEN&EVENT[2][email]=c%40x.com"
+    result = adapt(body, FORM)
+    assert result.failures == []
+    assert [e["data"]["recipient"]["email"] for e in result.events] == ["a@x.com", "b@x.com", "c@x.com"]
+    assert [e["type"] for e in result.events] == ["email.opened", "email.clicked", "email.opened"]
+
+
+def test_a_batch_of_thousands_of_notifications_is_read_whole() -> None:
+    # 700 notifications of 15 fields were refused whole as too_many_fields under the old 10,000-field cap.
+    fields = [("type", "OPEN"), ("email", "{i}@x.com")] + [(f"custom_{n}", "v") for n in range(13)]
+    body = "&".join(f"event[{i}][{name}]={value.format(i=i)}" for i in range(3000) for name, value in fields).encode()
+    result = adapt(body, FORM)
+    assert result.failures == []
+    assert len(result.events) == 3000
+    assert result.events[-1]["data"]["recipient"]["email"] == "2999@x.com"
