@@ -389,7 +389,9 @@ def test_multipart_multi_notifications_in_index_order() -> None:
         ),
         (multipart([("type", "OPEN"), ("n", "Zo")]).replace(b"Zo", b"Zo\xe9"), MULTIPART, "invalid_utf8"),
         (
-            b"\r\n".join([f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="f"\r\n\r\nx'.encode()] * (MAX_FIELDS + 2)),
+            b"\r\n".join(
+                [f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="f"\r\n\r\nx'.encode()] * (MAX_FIELDS + 2)
+            ),
             MULTIPART,
             "too_many_fields",
         ),
