@@ -17,9 +17,10 @@ Body shapes, decided by content rather than the Content-Type label (PHP senders 
 
 Decisions where the docs leave room:
 - Field names are matched case-insensitively (the webhook API names its params in lower case).
-- A bare-number TRANSID is written into ``data.raw`` as its decimal string too (the parser already gives
-  digit strings above 2^53; below, ``str()``), so raw and message_id agree and ``"1"`` and ``1`` fingerprint
-  alike (Falconide has no event id: the canonical id is a fingerprint of raw).
+- A bare-number TRANSID (and X-APIHEADER) is written into ``data.raw`` as its decimal string too (the parser
+  already gives digit strings above 2^53; below, ``str()``), so raw and message_id agree and ``"1"`` and ``1``
+  fingerprint alike (Falconide has no event id: the canonical id is a fingerprint of raw). A bare float
+  header keeps its value, not its spelling (``12.50`` becomes ``"12.5"``).
 - ``NA`` (the docs' "not applicable") in RESPONSE, USERAGENT, IPADDRESS, URL, BOUNCE_REASON means absent.
 - dropped: reject_reason ``unsubscribed`` when RESPONSE speaks only of unsubscribing, else ``blocked`` (the
   documented ``Blacklisted user / Already unsubscribed`` cannot tell which, and blocked is the general
@@ -70,6 +71,7 @@ _SEVERITIES = {"HARDBOUNCE": "hard", "SOFTBOUNCE": "soft", "HARD": "hard", "SOFT
 # A form's first field, when its value is raw (not URL-encoded) JSON.
 _RAW_JSON_FIELD = re.compile(r"[^=&]+=\s*(?=[\[{])")
 _FLAT_FORM_KEYS = frozenset({"EVENT", "TRANSID", "EMAIL"})
+_TEXT_IN_RAW = frozenset({"TRANSID", "X-APIHEADER", "XAPI-HEADER"})
 _NOT_APPLICABLE = "NA"
 
 
@@ -144,11 +146,15 @@ def _event(envelope: Envelope, item: dict[str, Any]) -> CanonicalEvent:
     fields = {name.upper(): value for name, value in item.items()}
     get = fields.get
 
-    raw = item
-    transid = get("TRANSID")
-    message_id = as_str(transid)
-    if message_id is not None and not isinstance(transid, str):
-        raw = {name: (message_id if name.upper() == "TRANSID" else value) for name, value in item.items()}
+    # TRANSID and X-APIHEADER sent as bare numbers go into raw as their decimal strings, as the fixtures'
+    # ``preserved`` rule asks of both (the parser already gives digit strings above 2^53).
+    texts = {
+        name: text
+        for name, value in item.items()
+        if name.upper() in _TEXT_IN_RAW and isinstance(value, int | float) and (text := as_str(value)) is not None
+    }
+    raw = {**item, **texts} if texts else item
+    message_id = as_str(get("TRANSID"))
 
     event_name = get("EVENT")
     provider_type = event_name if isinstance(event_name, str) else (as_str(event_name) or "")

@@ -304,3 +304,18 @@ def test_error_in_a_later_object_is_located_in_it() -> None:
     (failure,) = adapt(b'{"EVENT":"sent"},\n{"EVENT":"sent","EMAIL":"a\x00b"},').failures
     assert failure.reason == "invalid_json"
     assert "line 2" in failure.detail
+
+
+@pytest.mark.parametrize(
+    ("literal", "text"), [("1234", "1234"), ("9007199254740995", "9007199254740995"), ('"1234"', "1234")]
+)
+@pytest.mark.parametrize("name", ["X-APIHEADER", "XAPI-HEADER", "x-apiheader"])
+def test_a_bare_number_api_header_reaches_raw_and_metadata_as_its_text(literal: str, text: str, name: str) -> None:
+    # The fixtures' `preserved` rule names X-APIHEADER: the published raw event must hold it as that string.
+    body = (
+        '[{"TRANSID":"1","EMAIL":"a@example.com","EVENT":"sent","TIMESTAMP":1795161700,"' + name + '":' + literal + "}]"
+    )
+    data = only(adapt(body))["data"]
+    assert data["raw"][name] == text
+    assert data["metadata"] == {"X-APIHEADER": text}
+    assert list(data["raw"]) == ["TRANSID", "EMAIL", "EVENT", "TIMESTAMP", name]  # the sender's order kept
