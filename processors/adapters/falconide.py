@@ -43,6 +43,7 @@ from espwire.envelope import Envelope
 from espwire.event import CanonicalEvent
 from processors.adapters.base import AdaptResult, Failure, GuardedAdapter
 from processors.adapters.fields import (
+    as_identity,
     as_str,
     as_str_list,
     epoch_or_time,
@@ -194,7 +195,7 @@ def _event(envelope: Envelope, item: dict[str, Any]) -> CanonicalEvent:
     if api_header is not None and not isinstance(api_header, dict | list):
         api_header = as_str(api_header)
     url = _present(get("URL"))
-    email = as_str(get("EMAIL"))
+    email = as_identity(get("EMAIL"))
 
     return build_event(
         envelope,

@@ -63,6 +63,18 @@ def as_str(value: object) -> str | None:
     return None
 
 
+def as_identity(value: object) -> str | None:
+    """A recipient's address or id: ``as_str`` without surrounding whitespace; None when nothing is left.
+
+    ``" a@x.com "`` would otherwise be another recipient than ``a@x.com`` (another Kafka key, another
+    suppression entry), and a blank user id would hide the anonymous id behind it. Raw keeps the text as sent.
+    """
+    text = as_str(value)
+    if text is None:
+        return None
+    return text.strip() or None
+
+
 def as_str_list(value: object, separator: str | None = None) -> list[str] | None:
     """A list of non-empty strings from a JSON array; a string is split on ``separator`` (or kept whole)."""
     if isinstance(value, list):

@@ -29,7 +29,7 @@ import orjson
 from espwire.envelope import Envelope
 from espwire.event import CanonicalEvent
 from processors.adapters.base import AdaptResult, Failure, GuardedAdapter
-from processors.adapters.fields import as_dict, as_str, epoch_or_time, json_kind, keep_encodable
+from processors.adapters.fields import as_dict, as_identity, as_str, epoch_or_time, json_kind, keep_encodable
 from processors.adapters.json_body import BodyError, parse_json_lenient
 from processors.normalize import build_event
 from processors.timestamps import parse_time, zone
@@ -80,7 +80,7 @@ def ipost_event(envelope: Envelope, item: dict[str, Any], naive_zone: tzinfo) ->
     canonical = EVENT_TYPES.get(name.strip().lower(), "unknown")
     props = as_dict(item.get("event_properties")) or {}
     contact = as_dict(item.get("contact")) or {}
-    email = as_str(contact.get("email"))
+    email = as_identity(contact.get("email"))
     get = props.get
     bounce: dict[str, Any] | None = None
     reject_reason: str | None = None

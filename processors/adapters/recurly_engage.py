@@ -31,7 +31,7 @@ import orjson
 from espwire.envelope import Envelope
 from espwire.event import CanonicalEvent
 from processors.adapters.base import AdaptResult, Failure, GuardedAdapter
-from processors.adapters.fields import as_dict, as_str, epoch_or_time, json_kind, keep_encodable
+from processors.adapters.fields import as_dict, as_identity, as_str, epoch_or_time, json_kind, keep_encodable
 from processors.adapters.json_body import BodyError, decode_text, parse_json
 from processors.normalize import build_event
 
@@ -77,8 +77,8 @@ def engage_event(envelope: Envelope, item: dict[str, Any]) -> CanonicalEvent:
     if event is None and tracker_type is None:
         raise BodyError("invalid_event", "object has neither event nor type")
     canonical = classify(tracker_type, event)
-    user_id = as_str(get("user_id"))
-    anonymous_id = as_str(get("anonymous_user_id"))
+    user_id = as_identity(get("user_id"))
+    anonymous_id = as_identity(get("anonymous_user_id"))
     campaign: dict[str, Any] | None = None
     client: dict[str, Any] | None = None
     if not canonical.startswith("app."):

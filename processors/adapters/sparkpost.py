@@ -36,6 +36,7 @@ from espwire.event import CanonicalEvent
 from processors.adapters.base import AdaptResult, Failure, GuardedAdapter
 from processors.adapters.fields import (
     as_dict,
+    as_identity,
     as_str,
     as_str_list,
     epoch_or_time,
@@ -172,8 +173,8 @@ def _event(
     else:
         provider_type, (canonical, flags) = event_class, _UNKNOWN
 
-    email = as_str(get("rcpt_to"))
-    phone = as_str(get("sms_dst"))
+    email = as_identity(get("rcpt_to"))
+    phone = as_identity(get("sms_dst"))
     user_agent = as_str(get("user_agent"))
     client = None
     if flags & _ENGAGEMENT:
