@@ -55,6 +55,8 @@ from processors.adapters.pure360 import field_key, map_notifications
 BATCH_KEY = "bus_entity_eventNotificationBatch"
 EVENT_DATE_FIELD = "Event_date"  # the HTTP spelling, which the shared mapping reads as the event time
 _WHITESPACE = re.compile(rb"\s+")
+# Date columns of the message rather than of the row's event (an OPEN row's deliveryDate is not when it opened).
+_NOT_THE_EVENTS = ("delivery", "schedule", "send", "sent", "created")
 _XSI_NIL = "{http://www.w3.org/2001/XMLSchema-instance}nil"
 
 
@@ -167,8 +169,15 @@ def row_notification(row: list[str], meta: dict[str, list[str]]) -> dict[str, st
         name = names[position] if position < len(names) and names[position] else f"column {position + 1}"
         notification[name] = value
     keys = {field_key(name): name for name in reversed(notification)}
+    if "eventdate" in keys:
+        return notification
     own_date = keys.get(field_key(kind) + "date")
-    if own_date is not None and "eventdate" not in keys:
+    if own_date is None:
+        # Not named after its type (SOFTBOUNCE with a "Bounce Date", OPTOUT with an "Unsubscribe Date"):
+        # the row's one date column that is not about the message's delivery or schedule, if it has one.
+        dates = [name for key, name in keys.items() if key.endswith("date") and not key.startswith(_NOT_THE_EVENTS)]
+        own_date = dates[0] if len(dates) == 1 else None
+    if own_date is not None:
         notification[EVENT_DATE_FIELD] = notification[own_date]
     return notification
 

@@ -377,3 +377,30 @@ def test_same_notification_same_event_as_http() -> None:
 @given(mutated([FIXTURE, batch(b'OPEN,"a,b",M1\r\nCLICK,c@example.com,M,1,"u",2\n')], [b"<", b"&", b'"', b"]]>"]))
 def test_mutated_responses_never_raise(body: bytes) -> None:
     assert isinstance(adapt(body), AdaptResult)
+
+
+def test_a_date_column_not_named_after_its_type_is_the_rows_time_when_it_is_the_only_one() -> None:
+    meta = {
+        **META,
+        "SOFTBOUNCE": "type, email, messageName, Delivery Date, Bounce Date",
+        "OPTOUT": "type, email, messageName, Unsubscribe Date",
+        "BLOCKED": "type, email, messageName, Date",
+        "SMSOPTOUT": "type, mobile, messageName, Delivery Date",  # only the delivery's date: no event time
+        "CLICK": "type, email, messageName, First Date, Last Date",  # two candidates: neither is guessed
+    }
+    rows = (
+        b"SOFTBOUNCE,s@example.com,M1,1795158000,1795164000\n"
+        b"OPTOUT,o@example.com,M1,1795165200\n"
+        b"BLOCKED,k@example.com,M1,1795165300\n"
+        b"SMSOPTOUT,447700900123,M1,1795158000\n"
+        b"CLICK,c@example.com,M1,1795165500,1795169100\n"
+    )
+    result = adapt(batch(rows, meta))
+    assert result.failures == []
+    assert [e["data"]["occurred_at"] for e in result.events] == [
+        "2026-11-20T08:40:00Z",
+        "2026-11-20T09:00:00Z",
+        "2026-11-20T09:01:40Z",
+        None,
+        None,
+    ]
