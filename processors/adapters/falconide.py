@@ -12,7 +12,8 @@ Body shapes, decided by content rather than the Content-Type label (PHP senders 
   objects, none included (``parse_json_lenient``); ``[]`` is the verification POST (no events);
 - anything else is a form: the fields of one event when a field is named EVENT, TRANSID or EMAIL (any
   case), else exactly one field (any name) whose value is that JSON, URL-encoded or raw
-  (``data=[{...}]``, read as it is); otherwise ``unrecognised_body``.
+  (``data=[{...}]``, read as it is); otherwise ``unrecognised_body``. A multipart/form-data body (what a
+  PHP relay's ``$_POST`` also reads) is taken apart the same way.
 - A HEAD or GET without a body is the URL check (no events, no failure); an empty POST is ``empty_body``.
 
 Decisions where the docs leave room:
@@ -54,6 +55,7 @@ from processors.adapters.fields import (
     smtp_codes,
 )
 from processors.adapters.json_body import BodyError, decode_text, parse_json_lenient
+from processors.adapters.php_form import parse_multipart_form
 from processors.normalize import build_event
 
 _TYPES: dict[str, str] = {
@@ -84,7 +86,7 @@ class FalconideAdapter(GuardedAdapter):
         if envelope.method in ("HEAD", "GET") and not envelope.body.strip():
             return AdaptResult()  # the URL check made when the webhook is saved
         try:
-            items = event_objects(envelope.body)
+            items = event_objects(envelope.body, envelope.content_type)
         except BodyError as error:
             return AdaptResult(failures=[Failure(error.reason, error.detail)])
         indexed: list[tuple[int, CanonicalEvent]] = []
@@ -100,14 +102,18 @@ class FalconideAdapter(GuardedAdapter):
         return keep_encodable(indexed, failures)
 
 
-def event_objects(body: bytes) -> list[Any]:
+def event_objects(body: bytes, content_type: str = "") -> list[Any]:
     """The batch items of any body shape Falconide (or a PHP relay in front of it) sends."""
     text = decode_text(body)
     start = text.lstrip()[:1]
     if not start:
         raise BodyError("empty_body", "no content")
-    # The bytes, not the text: well-formed JSON then takes the parser's fast path.
-    value = parse_json_lenient(body) if start in ("[", "{") else _from_form(text)
+    if start in ("[", "{"):
+        value = parse_json_lenient(body)  # the bytes, not the text: well-formed JSON then takes the fast path
+    else:
+        # A PHP relay's $_POST is filled from multipart/form-data as from a urlencoded form.
+        multipart = parse_multipart_form(body, content_type)
+        value = _from_form(text) if multipart is None else _from_fields(multipart)
     if isinstance(value, list):
         return value
     if isinstance(value, dict):
@@ -128,10 +134,14 @@ def _from_form(text: str) -> Any:
             if error.reason != "invalid_json":
                 raise
             # not JSON up to the end (``data=[]&submit=Send``): the form reading below decides
-    fields = parse_form(text)
+    return _from_fields(parse_form(text))
+
+
+def _from_fields(fields: dict[str, Any]) -> Any:
+    """A form's fields: those of one event, or the batch in its one JSON-valued field."""
     if any(name.upper() in _FLAT_FORM_KEYS for name in fields):
         return fields
-    json_values = [value for value in fields.values() if value.lstrip()[:1] in ("[", "{")]
+    json_values = [value for value in fields.values() if isinstance(value, str) and value.lstrip()[:1] in ("[", "{")]
     if len(json_values) == 1:
         return parse_json_lenient(json_values[0])
     raise BodyError("unrecognised_body", f"neither JSON nor a Falconide form ({len(fields)} form fields)")

@@ -17,9 +17,12 @@ Decisions (where PHP's own ``$_POST`` rules are either lossy or surprising):
 
 from __future__ import annotations
 
+import email.policy
 import re
+from email import errors
+from email.parser import BytesParser
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from processors.adapters.json_body import BodyError, decode_text
 
@@ -31,6 +34,9 @@ MAX_DEPTH = 32
 # Bracket levels over all the fields of a form: the nesting work is per level, so 100,000 fields 32 deep
 # (5 s) are refused, while a batch of thousands of ``event[i][field]`` notifications (2 levels) is read.
 MAX_LEVELS = 400_000
+_BOUNDARY = re.compile(r';\s*boundary\s*=\s*(?:"([^"]+)"|([^;\s]+))', re.IGNORECASE)
+_BROKEN_MULTIPART = (errors.NoBoundaryInMultipartDefect, errors.StartBoundaryNotFoundDefect)
+_BROKEN_PART = (errors.MissingHeaderBodySeparatorDefect,)
 # Longest index that is treated as a list position; longer digit runs are plain dict keys, so a
 # hostile index never reaches int() (which refuses 4,300+ digits) or allocates a huge list.
 _MAX_INDEX_DIGITS = 9
@@ -145,3 +151,37 @@ def parse_php_form(body: bytes | str) -> dict[str, Any]:
             raise BodyError("too_many_fields", f"more than {MAX_LEVELS} bracket levels over the form's fields")
         builder.put(parts, value)
     return builder.root
+
+
+def parse_multipart_form(body: bytes, content_type: str) -> dict[str, Any] | None:
+    """The fields of a multipart/form-data body (PHP's curl posts an array that way), decoded into the
+    same PHP arrays as a form; None when the Content-Type is not multipart/form-data with a boundary.
+
+    Read by the standard library's MIME parser. Parts with a ``filename`` are uploads, not notification
+    fields, and are left out. Raises BodyError: ``too_many_fields``, ``invalid_multipart`` (a part
+    without its blank line, a body without the boundary), ``invalid_utf8``.
+    """
+    if not content_type.lower().startswith("multipart/form-data") or _BOUNDARY.search(content_type) is None:
+        return None
+    head = b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n"
+    message = BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
+    boundary = message.get_boundary() or ""
+    if body.strip() in (b"", f"--{boundary}--".encode("latin-1", "replace")):
+        return parse_php_form(b"")  # curl's body for an empty array: a form without fields
+    parts = message.get_payload() if message.is_multipart() else None
+    if not isinstance(parts, list) or any(isinstance(d, _BROKEN_MULTIPART) for d in message.defects):
+        raise BodyError("invalid_multipart", "the body is not made of parts of its boundary")
+    if len(parts) > MAX_FIELDS:
+        raise BodyError("too_many_fields", f"more than {MAX_FIELDS} form fields")
+    pairs: list[tuple[str, str]] = []
+    for number, part in enumerate(parts):
+        if any(isinstance(d, _BROKEN_PART) for d in part.defects):
+            raise BodyError("invalid_multipart", f"part {number} has no blank line after its headers")
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str) or part.get_filename() is not None:
+            continue
+        try:
+            pairs.append((name, (part.get_payload(decode=True) or b"").decode("utf-8")))
+        except UnicodeDecodeError as exc:
+            raise BodyError("invalid_utf8", f"multipart part {number}: {exc.reason}") from None
+    return parse_php_form(urlencode(pairs))

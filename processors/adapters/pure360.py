@@ -29,11 +29,8 @@ Decisions where the Pure360 documentation says nothing:
 from __future__ import annotations
 
 import codecs
-import email.policy
 import re
 from collections.abc import Iterable, Mapping
-from email import errors
-from email.parser import BytesParser
 from functools import lru_cache
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode
@@ -43,7 +40,7 @@ from espwire.event import CanonicalEvent
 from processors.adapters.base import AdaptResult, Failure, GuardedAdapter
 from processors.adapters.fields import epoch_or_time, json_kind, keep_encodable, smtp_codes
 from processors.adapters.json_body import BodyError
-from processors.adapters.php_form import MAX_FIELDS, parse_php_form
+from processors.adapters.php_form import MAX_FIELDS, parse_multipart_form, parse_php_form
 from processors.normalize import build_event
 
 EVENT_TYPES: dict[str, str] = {
@@ -64,9 +61,6 @@ _CAMPAIGN_LEVEL = frozenset({"DELIVERYSTART", "DELIVERY"})
 _SMS = frozenset({"SMSOPTOUT", "SMSFAILED"})
 _DATE_FIELD: dict[str, str] = {"DELIVERYSTART": "deliverystartdate", "DELIVERY": "deliverycompletedate"}
 _CHARSET = re.compile(r";\s*charset\s*=\s*\"?([\w.:-]+)", re.IGNORECASE)
-_BOUNDARY = re.compile(r';\s*boundary\s*=\s*(?:"([^"]+)"|([^;\s]+))', re.IGNORECASE)
-_BROKEN_MULTIPART = (errors.NoBoundaryInMultipartDefect, errors.StartBoundaryNotFoundDefect)
-_BROKEN_PART = (errors.MissingHeaderBodySeparatorDefect,)
 
 
 @lru_cache(maxsize=4096)
@@ -244,41 +238,6 @@ def read_form(envelope: Envelope) -> dict[str, Any]:
     return parse_php_form(text)
 
 
-def multipart_form(envelope: Envelope) -> dict[str, Any] | None:
-    """The fields of a multipart/form-data body (PHP's curl posts a data array that way), decoded into the
-    same PHP arrays as a form; None when the Content-Type is not multipart/form-data with a boundary.
-
-    Read by the standard library's MIME parser. Parts with a ``filename`` are uploads, not notification
-    fields, and are left out. Raises BodyError: ``too_many_fields``, ``invalid_multipart`` (a part
-    without its blank line, a body without the boundary), ``invalid_utf8``.
-    """
-    content_type = envelope.content_type
-    if not content_type.lower().startswith("multipart/form-data") or _BOUNDARY.search(content_type) is None:
-        return None
-    head = b"Content-Type: " + content_type.encode("latin-1", "replace") + b"\r\n\r\n"
-    message = BytesParser(policy=email.policy.HTTP).parsebytes(head + envelope.body)
-    boundary = message.get_boundary() or ""
-    if envelope.body.strip() in (b"", f"--{boundary}--".encode("latin-1", "replace")):
-        return parse_php_form(b"")  # curl's body for an empty array: a form without fields
-    parts = message.get_payload() if message.is_multipart() else None
-    if not isinstance(parts, list) or any(isinstance(d, _BROKEN_MULTIPART) for d in message.defects):
-        raise BodyError("invalid_multipart", "the body is not made of parts of its boundary")
-    if len(parts) > MAX_FIELDS:
-        raise BodyError("too_many_fields", f"more than {MAX_FIELDS} form fields")
-    pairs: list[tuple[str, str]] = []
-    for number, part in enumerate(parts):
-        if any(isinstance(d, _BROKEN_PART) for d in part.defects):
-            raise BodyError("invalid_multipart", f"part {number} has no blank line after its headers")
-        name = part.get_param("name", header="content-disposition")
-        if not isinstance(name, str) or part.get_filename() is not None:
-            continue
-        try:
-            pairs.append((name, (part.get_payload(decode=True) or b"").decode("utf-8")))
-        except UnicodeDecodeError as exc:
-            raise BodyError("invalid_utf8", f"multipart part {number}: {exc.reason}") from None
-    return parse_php_form(urlencode(pairs))
-
-
 class Pure360Adapter(GuardedAdapter):
     provider: ClassVar[str] = "pure360"
     version: ClassVar[str] = "1"
@@ -295,7 +254,7 @@ class Pure360Adapter(GuardedAdapter):
     @staticmethod
     def _multipart(envelope: Envelope) -> AdaptResult | None:
         try:
-            form = multipart_form(envelope)
+            form = parse_multipart_form(envelope.body, envelope.content_type)
         except BodyError as error:
             return AdaptResult(failures=[Failure(error.reason, error.detail)])
         return None if form is None else map_notifications(envelope, enumerate(notifications(form)), [])

@@ -60,3 +60,17 @@ def email_summaries(result: AdaptResult) -> list[tuple[str, str | None, str | No
         (e["type"], e["data"]["recipient"].get("email"), e["data"].get("occurred_at"), e["data"]["provider_event_type"])
         for e in result.events
     ]
+
+
+BOUNDARY = "------------------------d74496d66958873e"
+MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"
+
+
+def multipart(fields: list[tuple[str, str]], newline: bytes = b"\r\n", extra: bytes = b"") -> bytes:
+    """A multipart/form-data body as PHP's curl writes it for CURLOPT_POSTFIELDS given an array."""
+    delimiter = b"--" + BOUNDARY.encode()
+    parts = [
+        delimiter + newline + f'Content-Disposition: form-data; name="{name}"'.encode() + newline * 2 + value.encode()
+        for name, value in fields
+    ]
+    return newline.join(parts) + newline + extra + delimiter + b"--" + newline

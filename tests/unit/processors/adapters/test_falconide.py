@@ -406,7 +406,7 @@ def test_a_bug_in_one_item_is_a_failure_for_that_item(monkeypatch: pytest.Monkey
 
 
 def test_a_bug_anywhere_is_one_failure(monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(body: bytes) -> list[Any]:
+    def broken(body: bytes, content_type: str = "") -> list[Any]:
         raise RecursionError
 
     monkeypatch.setattr(falconide, "event_objects", broken)

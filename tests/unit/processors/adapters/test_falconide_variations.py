@@ -12,7 +12,7 @@ import pytest
 
 from processors.adapters.base import AdaptResult
 from processors.adapters.falconide import FalconideAdapter
-from tests.support.adapter_requests import adapted, only, request
+from tests.support.adapter_requests import MULTIPART, adapted, multipart, only, request
 from tests.support.adapter_requests import email_summaries as summary
 
 ADAPTER = FalconideAdapter()
@@ -319,3 +319,14 @@ def test_a_bare_number_api_header_reaches_raw_and_metadata_as_its_text(literal: 
     assert data["raw"][name] == text
     assert data["metadata"] == {"X-APIHEADER": text}
     assert list(data["raw"]) == ["TRANSID", "EMAIL", "EVENT", "TIMESTAMP", name]  # the sender's order kept
+
+
+def test_multipart_form_data_is_read_like_a_urlencoded_form() -> None:
+    # A PHP relay's $_POST reads multipart/form-data as it reads a urlencoded form: both shapes must come out.
+    flat = multipart([("TRANSID", "14507226013384557"), ("EMAIL", "a@example.com"), ("EVENT", "opened")])
+    batch = json.dumps([record("sent"), record("clicked", URL="https://x.example/?a=1&b=2")])
+    for body, types in [(flat, ["email.opened"]), (multipart([("data", batch)]), ["email.delivered", "email.clicked"])]:
+        result = adapt(body, MULTIPART)
+        assert result.failures == []
+        assert [e["type"] for e in result.events] == types
+    assert [f.reason for f in adapt(multipart([("a", "1"), ("b", "2")]), MULTIPART).failures] == ["unrecognised_body"]

@@ -14,7 +14,7 @@ from espwire.event import CanonicalEvent
 from processors.adapters.base import AdaptResult
 from processors.adapters.php_form import MAX_FIELDS
 from processors.adapters.pure360 import Pure360Adapter
-from tests.support.adapter_requests import adapted, only, request, summary
+from tests.support.adapter_requests import BOUNDARY, MULTIPART, adapted, multipart, only, request, summary
 
 ADAPTER = Pure360Adapter()
 FORM = "application/x-www-form-urlencoded"
@@ -312,20 +312,6 @@ def test_adapted_events_are_identical_for_a_redelivered_latin1_body() -> None:
     again = one(body, f"{FORM}; charset=ISO-8859-1")
     utf8 = one(body.replace(b"%EB", b"%C3%AB"))
     assert first["id"] == again["id"] == utf8["id"]
-
-
-BOUNDARY = "------------------------d74496d66958873e"
-MULTIPART = f"multipart/form-data; boundary={BOUNDARY}"
-
-
-def multipart(fields: list[tuple[str, str]], newline: bytes = b"\r\n", extra: bytes = b"") -> bytes:
-    """A multipart/form-data body as PHP's curl writes it for CURLOPT_POSTFIELDS given an array."""
-    delimiter = b"--" + BOUNDARY.encode()
-    parts = [
-        delimiter + newline + f'Content-Disposition: form-data; name="{name}"'.encode() + newline * 2 + value.encode()
-        for name, value in fields
-    ]
-    return newline.join(parts) + newline + extra + delimiter + b"--" + newline
 
 
 OPEN_FIELDS = [
