@@ -10,8 +10,9 @@ Body shapes, decided by content rather than the Content-Type label (PHP senders 
 - text starting with ``[`` or ``{`` (after whitespace) is JSON: an array (a comma before its ``]`` allowed),
   a single object, or the guide's bracket-less ``{...},{...},`` with any commas and whitespace between the
   objects, none included (``parse_json_lenient``); ``[]`` is the verification POST (no events);
-- anything else is a form: the fields of one event when a field is named EVENT, TRANSID or EMAIL (any
-  case), else exactly one field (any name) whose value is that JSON, URL-encoded or raw
+- anything else is a form: the fields of one event when a field has the name of one of the guide's
+  parameters (EVENT, TRANSID, EMAIL, TIMESTAMP, RESPONSE, X-APIHEADER, ...; any case), else exactly one
+  field (any name) whose value is that JSON, URL-encoded or raw
   (``data=[{...}]``, read as it is); otherwise ``unrecognised_body``. A multipart/form-data body (what a
   PHP relay's ``$_POST`` also reads) is taken apart the same way.
 - A HEAD or GET without a body is the URL check (no events, no failure); an empty POST is ``empty_body``.
@@ -73,7 +74,15 @@ _TYPES: dict[str, str] = {
 _SEVERITIES = {"HARDBOUNCE": "hard", "SOFTBOUNCE": "soft", "HARD": "hard", "SOFT": "soft"}
 # A form's first field, when its value is raw (not URL-encoded) JSON.
 _RAW_JSON_FIELD = re.compile(r"[^=&]+=\s*(?=[\[{])")
-_FLAT_FORM_KEYS = frozenset({"EVENT", "TRANSID", "EMAIL"})
+# The guide's parameters (and the fields its samples carry): a form with any of them is one event's fields,
+# never a batch hidden in one of its values (a custom webhook may be set to send only some of them).
+_FLAT_FORM_KEYS = frozenset(
+    {
+        "EVENT", "TRANSID", "EMAIL", "RCPTID", "TIMESTAMP", "RESPONSE", "X-APIHEADER", "XAPI-HEADER",
+        "USERAGENT", "IPADDRESS", "SUBJECT", "FROMADDRESS", "URL", "BOUNCE_TYPE", "BOUNCE_REASON",
+        "BOUNCE_REASONID", "TAGS", "SIZE", "MSIZE", "CLIENTID",
+    }
+)  # fmt: skip
 _TEXT_IN_RAW = frozenset({"TRANSID", "X-APIHEADER", "XAPI-HEADER"})
 _NOT_APPLICABLE = "NA"
 
@@ -127,7 +136,7 @@ def _from_form(text: str) -> Any:
     # with %5B or %7B, never with the bracket itself, so this never misreads a well-formed form.
     text = text.lstrip()
     raw_field = _RAW_JSON_FIELD.match(text)
-    if raw_field:
+    if raw_field and text[: raw_field.end()].split("=", 1)[0].strip().upper() not in _FLAT_FORM_KEYS:
         try:
             return parse_json_lenient(text[raw_field.end() :])
         except BodyError as error:

@@ -330,3 +330,19 @@ def test_multipart_form_data_is_read_like_a_urlencoded_form() -> None:
         assert result.failures == []
         assert [e["type"] for e in result.events] == types
     assert [f.reason for f in adapt(multipart([("a", "1"), ("b", "2")]), MULTIPART).failures] == ["unrecognised_body"]
+
+
+def test_a_flat_form_with_only_some_of_the_guides_parameters_is_one_event() -> None:
+    # A custom webhook may send only the parameters chosen for it; its JSON-looking X-APIHEADER is no batch.
+    body = "RCPTID=1&TIMESTAMP=1795161700&RESPONSE=250+OK&X-APIHEADER=" + quote('{"order":"A-1"}')
+    event = only(adapt(body, "application/x-www-form-urlencoded"))
+    assert event["data"]["metadata"] == {"X-APIHEADER": '{"order":"A-1"}'}
+    assert event["data"]["occurred_at"] == "2026-11-20T08:01:40Z"
+    assert event["type"] == "unknown"  # no EVENT was sent
+
+
+def test_a_raw_json_api_header_as_the_first_field_is_not_taken_for_the_batch() -> None:
+    body = 'X-APIHEADER={"order":"A-1"}&EVENT=opened&EMAIL=a%40example.com&TIMESTAMP=1795161700'
+    event = only(adapt(body, "application/x-www-form-urlencoded"))
+    assert (event["type"], event["subject"]) == ("email.opened", "a@example.com")
+    assert only(adapt('X-APIHEADER={"order":"A-1"}', "application/x-www-form-urlencoded"))["type"] == "unknown"
