@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
+import weakref
 from typing import Any
 
 import orjson
@@ -139,3 +142,25 @@ def test_lenient_fast_path_agrees_with_the_text_path(value: Any) -> None:
             assert refused.value.reason == error.reason
             continue
         assert parse_json_lenient(text.encode()) == expected
+
+
+class _Marker:
+    pass
+
+
+def _parse_beside(body: bytes) -> weakref.ref[_Marker]:
+    marker = _Marker()  # a local of the caller, as the consumer's slice of records and events is
+    with contextlib.suppress(BodyError):
+        parse_json_lenient(body)
+    return weakref.ref(marker)
+
+
+@pytest.mark.parametrize("body", [b'{"a":1},{"b":2},', b"[1,2,]", b'{"a":1} not json', b"{001}"])
+def test_a_lenient_reading_leaves_no_reference_cycle_holding_its_callers(body: bytes) -> None:
+    # An exception kept past its except clause holds its traceback, whose frames hold every caller's locals
+    # (through f_back) in a cycle: the consumer's whole slice then stayed in memory until a collection.
+    gc.disable()
+    try:
+        assert _parse_beside(body)() is None  # freed by reference counting alone
+    finally:
+        gc.enable()
