@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 from ipaddress import ip_network
 from pathlib import Path
@@ -109,3 +110,25 @@ async def test_unknown_source_and_ip_allow_list(kafka_bootstrap: str, topic_pref
         async with session.get(f"{gateway.url}/metrics") as response:
             text = await response.text()
             assert 'espwire_gateway_requests_total{provider="pure360",source="pure360",status="401"}' in text
+
+
+async def test_a_multi_member_gzip_body_is_kept_whole_and_trailing_garbage_is_refused_unstored(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    """RFC 1952 lets a gzip body hold several members (`cat a.gz b.gz`): all of it is what was acknowledged.
+    Bytes after the end of the stream are a 400 and leave no record (the sender learns, nothing half-kept)."""
+    first = b'[{"msys":{"message_event":{"type":"delivery","event_id":"1","rcpt_to":"a@x.com"}}},'
+    second = b'{"msys":{"message_event":{"type":"delivery","event_id":"2","rcpt_to":"b@x.com"}}}]'
+    headers = {"X-MessageSystems-Webhook-Token": "sp-test-token", "Content-Encoding": "gzip"}
+    settings = gateway_settings(topic_prefix, tmp_path)
+    async with running_gateway(settings, kafka_bootstrap) as gateway, aiohttp.ClientSession() as session:
+        url = f"{gateway.url}/hooks/sparkpost"
+        async with session.post(url, data=gzip.compress(first) + gzip.compress(second), headers=headers) as ok:
+            assert ok.status == 200
+            accepted = (await ok.json())["request_id"]
+        async with session.post(url, data=gzip.compress(first) + b"garbage", headers=headers) as refused:
+            assert refused.status == 400
+    records = await consume_all(kafka_bootstrap, f"{topic_prefix}.raw", expect=1)
+    assert [(e.request_id, e.body) for e in (Envelope.from_record(r.value, r.headers) for r in records)] == [
+        (accepted, first + second)
+    ]
