@@ -47,25 +47,22 @@ class BatchPublisher:
         """Each record's partition: by its key as Kafka's default partitioner does; keyless records take the
         topic's partitions in turn (a counter shared by every topic)."""
         chosen = [0] * len(records)
-        keyed: dict[str, tuple[list[int], list[bytes]]] = {}  # per topic: record positions, keys
+        by_topic: dict[str, tuple[list[int], list[bytes], list[int]]] = {}  # keyed positions, their keys, keyless
         for position, record in enumerate(records):
-            lists = keyed.get(record.topic)
+            lists = by_topic.get(record.topic)
             if lists is None:
-                lists = keyed[record.topic] = ([], [])
-            positions, keys = lists
+                lists = by_topic[record.topic] = ([], [], [])
             if record.key is not None:
-                positions.append(position)
-                keys.append(record.key)
+                lists[0].append(position)
+                lists[1].append(record.key)
             else:
-                positions.append(~position)  # keyless: marked, placed below
-        for topic, (positions, keys) in keyed.items():
+                lists[2].append(position)
+        for topic, (keyed, keys, keyless) in by_topic.items():
             partitions = await self._partitions(topic)
-            by_key = iter(kafka_partitions(keys, len(partitions)))
-            for position in positions:
-                if position >= 0:
-                    chosen[position] = partitions[next(by_key)]
-                else:
-                    chosen[~position] = partitions[next(self._round_robin) % len(partitions)]
+            for position, index in zip(keyed, kafka_partitions(keys, len(partitions)), strict=True):
+                chosen[position] = partitions[index]
+            for position in keyless:
+                chosen[position] = partitions[next(self._round_robin) % len(partitions)]
         return chosen
 
     async def send(self, records: Sequence[Record]) -> asyncio.Future[Any]:

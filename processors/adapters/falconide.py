@@ -73,7 +73,7 @@ _TYPES: dict[str, str] = {
 }
 _SEVERITIES = {"HARDBOUNCE": "hard", "SOFTBOUNCE": "soft", "HARD": "hard", "SOFT": "soft"}
 # A form's first field, when its value is raw (not URL-encoded) JSON.
-_RAW_JSON_FIELD = re.compile(r"[^=&]+=\s*(?=[\[{])")
+_RAW_JSON_FIELD = re.compile(r"([^=&]+)=\s*(?=[\[{])")
 # The guide's parameters (and the fields its samples carry): a form with any of them is one event's fields,
 # never a batch hidden in one of its values (a custom webhook may be set to send only some of them).
 _FLAT_FORM_KEYS = frozenset(
@@ -136,7 +136,7 @@ def _from_form(text: str) -> Any:
     # with %5B or %7B, never with the bracket itself, so this never misreads a well-formed form.
     text = text.lstrip()
     raw_field = _RAW_JSON_FIELD.match(text)
-    if raw_field and text[: raw_field.end()].split("=", 1)[0].strip().upper() not in _FLAT_FORM_KEYS:
+    if raw_field and raw_field.group(1).strip().upper() not in _FLAT_FORM_KEYS:
         try:
             return parse_json_lenient(text[raw_field.end() :])
         except BodyError as error:

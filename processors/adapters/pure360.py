@@ -187,18 +187,18 @@ def notifications(form: dict[str, Any]) -> list[Any]:
         return [form]
     if len(batches) == 1 and isinstance(batches[0], list):
         return list(batches[0])
-    numbered: list[tuple[int, str, int, Any]] = []
+    numbered: list[tuple[int, str, Any]] = []
     named: list[Any] = []
     for batch in batches:
         for key, value in enumerate(batch) if isinstance(batch, list) else batch.items():
             index = str(key)
             if _is_index(index):
                 # Compared as (length, text): numeric order without int() on a hostile 100,000-digit index.
-                numbered.append((len(index), index, len(numbered), value))
+                numbered.append((len(index), index, value))
             else:
                 named.append(value)
-    numbered.sort(key=lambda entry: entry[:3])
-    return [entry[3] for entry in numbered] + named
+    numbered.sort(key=lambda entry: entry[:2])  # stable: equal indices stay in the order the wrappers came
+    return [entry[2] for entry in numbered] + named
 
 
 def _transcoded(body: bytes, content_type: str) -> str | None:
