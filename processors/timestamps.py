@@ -23,9 +23,10 @@ _MIN_EPOCH = 631152000
 _MAX_EPOCH = 4102444800
 
 
-def from_epoch(value: float) -> str | None:
-    """Epoch seconds, or milliseconds when above 10^11."""
-    if value > _MILLIS_THRESHOLD:
+def from_epoch(value: float, *, allow_millis: bool = True) -> str | None:
+    """Epoch seconds, or milliseconds when above 10^11 (unless ``allow_millis`` is off: then such a value
+    is out of range, as seconds, and gives None)."""
+    if allow_millis and value > _MILLIS_THRESHOLD:
         value = value / 1000.0
     if not _MIN_EPOCH <= value <= _MAX_EPOCH:
         return None
@@ -44,22 +45,25 @@ def zone(name: str | None) -> tzinfo:
         return UTC
 
 
-def parse_time(value: object, naive_zone: tzinfo = UTC, *, allow_iso: bool = True) -> str | None:
+def parse_time(
+    value: object, naive_zone: tzinfo = UTC, *, allow_iso: bool = True, allow_millis: bool = True
+) -> str | None:
     """Any common timestamp form to RFC 3339 UTC; None if missing or unreadable.
 
     ``naive_zone`` is the zone of times written without an offset (a source setting; UTC by default).
+    ``allow_millis`` off: an epoch value is seconds only (a millisecond count is out of range: None).
     """
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return from_epoch(float(value)) if value == value else None  # NaN guard
+        return from_epoch(float(value), allow_millis=allow_millis) if value == value else None  # NaN guard
     if not isinstance(value, str):
         return None
     text = value.strip()
     if not text:
         return None
     if _DIGITS.match(text):
-        return from_epoch(float(text))
+        return from_epoch(float(text), allow_millis=allow_millis)
     if not allow_iso:
         return None
     if text.endswith(("Z", "z")):

@@ -89,7 +89,7 @@ def as_str_list(value: object, separator: str | None = None) -> list[str] | None
     return items or None
 
 
-def epoch_or_time(value: object, *, allow_iso: bool = True) -> str | None:
+def epoch_or_time(value: object, *, allow_iso: bool = True, allow_millis: bool = True) -> str | None:
     """``parse_time`` with a fast path for whole epoch seconds (an int or a 10-digit ASCII string)."""
     if type(value) is str and len(value) == 10 and value.isascii() and value.isdigit():
         seconds = int(value)
@@ -98,9 +98,9 @@ def epoch_or_time(value: object, *, allow_iso: bool = True) -> str | None:
     elif type(value) is str and not value.isascii():
         return None  # no time is written with non-ASCII characters; parse_time would read "١٧٩٥..." digits
     else:
-        return parse_time(value, allow_iso=allow_iso)
+        return parse_time(value, allow_iso=allow_iso, allow_millis=allow_millis)
     if not _FAST_EPOCH_MIN <= seconds <= _FAST_EPOCH_MAX:
-        return parse_time(value, allow_iso=allow_iso)
+        return parse_time(value, allow_iso=allow_iso, allow_millis=allow_millis)
     # Events of one batch share their minutes, so the formatted minute is kept (a bounded cache).
     minute, second = divmod(seconds, 60)
     prefix = _MINUTES.get(minute)

@@ -66,10 +66,11 @@ _DATE_TIME = re.compile(r"\s*\d{4}(?:-\d{2}-\d{2}[Tt ]\d{2}:\d{2}|\d{4}[Tt]\d{4}
 
 
 def event_time(value: Any, naive_zone: tzinfo) -> str | None:
-    """``event_time`` to RFC 3339 UTC: epoch s/ms, ISO 8601, or ``YYYY-MM-DD HH:MM:SS`` in ``naive_zone``."""
+    """``event_time`` to RFC 3339 UTC: epoch seconds, ISO 8601, or ``YYYY-MM-DD HH:MM:SS`` in ``naive_zone``;
+    anything else (a millisecond count too, as the fixtures' rules say) is no time."""
     if isinstance(value, str) and _DATE_TIME.match(value):
         return parse_time(value, naive_zone)  # None outside 1990-2100, where year 1 or 9999 would overflow
-    return epoch_or_time(value, allow_iso=False)
+    return epoch_or_time(value, allow_iso=False, allow_millis=False)
 
 
 def ipost_event(envelope: Envelope, item: dict[str, Any], naive_zone: tzinfo) -> CanonicalEvent:

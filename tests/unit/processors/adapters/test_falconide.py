@@ -376,6 +376,8 @@ def test_same_record_with_quoted_or_bare_transid_gets_the_same_id() -> None:
         (" 1795161700 ", "2026-11-20T08:01:40Z"),
         ("2026-11-20T08:01:40Z", None),  # not epoch seconds: not a Falconide time
         ("2026-11-20 08:01:40", None),
+        ("1795161700250", None),  # milliseconds: not epoch seconds either
+        (1795161700250, None),
         ("NA", None),
         ("", None),
         (None, None),

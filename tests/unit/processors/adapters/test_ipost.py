@@ -143,8 +143,9 @@ def test_body_labelled_as_a_form_is_read_as_json() -> None:
         ("2026-11-20T09:11:40.5+01:00", "2026-11-20T08:11:40.500Z"),
         (1795161900, "2026-11-20T08:05:00Z"),
         ("1795161900", "2026-11-20T08:05:00Z"),
-        (1795161900250, "2026-11-20T08:05:00.250Z"),
-        ("1795161900250", "2026-11-20T08:05:00.250Z"),
+        # Epoch seconds only (the fixtures' rule): a millisecond count is no time.
+        (1795161900250, None),
+        ("1795161900250", None),
         ("view_time", None),
         ("hyperlink_resolve_time", None),
         ("2026-11-20", None),

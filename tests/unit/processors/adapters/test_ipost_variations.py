@@ -53,7 +53,7 @@ def open_with_time(literal: str) -> str:
         ('"1795161700"', "2026-11-20T08:01:40Z"),
         ('" 1795161700 "', "2026-11-20T08:01:40Z"),
         ("1795161700.5", "2026-11-20T08:01:40.500Z"),
-        ("1795161700250", "2026-11-20T08:01:40.250Z"),
+        ("1795161700250", None),  # milliseconds: iPost sends seconds, anything else is no time
         # RFC 3339 allows lower-case t and z; ISO 8601 also has the basic (no separators) format.
         ('"2026-11-20t08:01:40z"', "2026-11-20T08:01:40Z"),
         ('"20261120T080140Z"', "2026-11-20T08:01:40Z"),
