@@ -13,12 +13,17 @@ Body shapes, decided by content rather than the Content-Type label (PHP senders 
 - anything else is a form: the fields of one event when a field has the name of one of the guide's
   parameters (EVENT, TRANSID, EMAIL, TIMESTAMP, RESPONSE, X-APIHEADER, ...; any case), else exactly one
   field (any name) whose value is that JSON, URL-encoded or raw
-  (``data=[{...}]``, read as it is); otherwise ``unrecognised_body``. A multipart/form-data body (what a
-  PHP relay's ``$_POST`` also reads) is taken apart the same way.
+  (``data=[{...}]``, read as it is); otherwise ``unrecognised_body``. A form of one field named like a
+  parameter (``event=[{...}]``) whose value reads as JSON objects is that batch too, except X-APIHEADER
+  (a sender's string, JSON-looking or not). Unencoded whitespace around a form (a trailing newline) is
+  no part of its last value. A multipart/form-data body (what a PHP relay's ``$_POST`` also reads) is
+  taken apart the same way.
 - A HEAD or GET without a body is the URL check (no events, no failure); an empty POST is ``empty_body``.
 
 Decisions where the docs leave room:
-- Field names are matched case-insensitively (the webhook API names its params in lower case).
+- Field names are matched ignoring case (the webhook API names its params in lower case) and spaces, ``_``,
+  ``-`` and ``.`` (the guide's table writes ``BOUNCE TYPE``, ``FROM ADDRESS``; PHP's ``$_POST`` turns spaces
+  and dots into ``_``; ``X-APIHEADER`` is also called ``XAPI-HEADER``).
 - A bare-number TRANSID (and X-APIHEADER) is written into ``data.raw`` as its decimal string too (the parser
   already gives digit strings above 2^53; below, ``str()``), so raw and message_id agree and ``"1"`` and ``1``
   fingerprint alike (Falconide has no event id: the canonical id is a fingerprint of raw). A bare float
@@ -74,17 +79,33 @@ _TYPES: dict[str, str] = {
 _SEVERITIES = {"HARDBOUNCE": "hard", "SOFTBOUNCE": "soft", "HARD": "hard", "SOFT": "soft"}
 # A form's first field, when its value is raw (not URL-encoded) JSON.
 _RAW_JSON_FIELD = re.compile(r"([^=&]+)=\s*(?=[\[{])")
-# The guide's parameters (and the fields its samples carry): a form with any of them is one event's fields,
-# never a batch hidden in one of its values (a custom webhook may be set to send only some of them).
+# The guide's parameters (and the fields its samples carry), as ``_field_key`` writes them: a form with any
+# of them is one event's fields, never a batch hidden in one of its values (a custom webhook may be set to
+# send only some of them).
 _FLAT_FORM_KEYS = frozenset(
     {
-        "EVENT", "TRANSID", "EMAIL", "RCPTID", "TIMESTAMP", "RESPONSE", "X-APIHEADER", "XAPI-HEADER",
-        "USERAGENT", "IPADDRESS", "SUBJECT", "FROMADDRESS", "URL", "BOUNCE_TYPE", "BOUNCE_REASON",
-        "BOUNCE_REASONID", "TAGS", "SIZE", "MSIZE", "CLIENTID",
+        "EVENT", "TRANSID", "EMAIL", "RCPTID", "TIMESTAMP", "RESPONSE", "XAPIHEADER", "USERAGENT", "IPADDRESS",
+        "SUBJECT", "FROMADDRESS", "URL", "BOUNCETYPE", "BOUNCEREASON", "BOUNCEREASONID", "TAGS", "SIZE", "MSIZE",
+        "CLIENTID",
     }
 )  # fmt: skip
-_TEXT_IN_RAW = frozenset({"TRANSID", "X-APIHEADER", "XAPI-HEADER"})
+_API_HEADER = "XAPIHEADER"
+_TEXT_IN_RAW = frozenset({"TRANSID", _API_HEADER})
+_SEPARATORS = str.maketrans("", "", " _-.")
+# Field names seen, as lookup keys: a batch repeats the same dozen names, so each is written once (bounded).
+_KEYS: dict[str, str] = {}
+_KEYS_KEPT = 4096
 _NOT_APPLICABLE = "NA"
+
+
+def _field_key(name: str) -> str:
+    """A field's lookup key: upper case without separators (``bounce type``, ``BOUNCE_TYPE`` -> ``BOUNCETYPE``)."""
+    key = _KEYS.get(name)
+    if key is None:
+        if len(_KEYS) >= _KEYS_KEPT:
+            _KEYS.clear()
+        key = _KEYS[name] = name.translate(_SEPARATORS).upper()
+    return key
 
 
 class FalconideAdapter(GuardedAdapter):
@@ -134,11 +155,16 @@ def _from_form(text: str) -> Any:
     # ``data=[{...}]`` posted without URL-encoding: the ``&`` of a URL or the ``+`` of a user agent in the
     # JSON would split or change it as a form, so the raw value is read first. An encoded value starts
     # with %5B or %7B, never with the bracket itself, so this never misreads a well-formed form.
-    text = text.lstrip()
+    # Unencoded whitespace belongs to no field (it would be + or %20): a trailing newline is the sender's.
+    text = text.strip()
     raw_field = _RAW_JSON_FIELD.match(text)
-    if raw_field and raw_field.group(1).strip().upper() not in _FLAT_FORM_KEYS:
+    if raw_field:
+        key = _field_key(raw_field.group(1).strip())
         try:
-            return parse_json_lenient(text[raw_field.end() :])
+            if key not in _FLAT_FORM_KEYS:
+                return parse_json_lenient(text[raw_field.end() :])
+            if key != _API_HEADER:
+                return _batch_in(text[raw_field.end() :])
         except BodyError as error:
             if error.reason != "invalid_json":
                 raise
@@ -146,9 +172,30 @@ def _from_form(text: str) -> Any:
     return _from_fields(parse_form(text))
 
 
+def _batch_in(value: str) -> list[Any] | dict[str, Any]:
+    """The batch in the one field of a form named like a parameter (``event=[{...}]``); BodyError
+    ``invalid_json`` when the value is not JSON objects, so that the form is read as one event's fields."""
+    try:
+        batch = parse_json_lenient(value)
+    except BodyError:
+        batch = None  # any refusal: a parameter's own value that merely starts with a bracket
+    items = batch if isinstance(batch, list) else [batch]
+    if not isinstance(batch, list | dict) or not all(isinstance(item, dict) for item in items):
+        raise BodyError("invalid_json", "the field's value is not JSON objects")
+    return batch
+
+
 def _from_fields(fields: dict[str, Any]) -> Any:
     """A form's fields: those of one event, or the batch in its one JSON-valued field."""
-    if any(name.upper() in _FLAT_FORM_KEYS for name in fields):
+    keys = [_field_key(name) for name in fields]
+    if len(keys) == 1 and keys[0] in _FLAT_FORM_KEYS and keys[0] != _API_HEADER:
+        (value,) = fields.values()
+        if isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
+            try:
+                return _batch_in(value)
+            except BodyError:
+                return fields
+    if any(key in _FLAT_FORM_KEYS for key in keys):
         return fields
     json_values = [value for value in fields.values() if isinstance(value, str) and value.lstrip()[:1] in ("[", "{")]
     if len(json_values) == 1:
@@ -162,8 +209,8 @@ def _present(value: object) -> str | None:
 
 
 def _event(envelope: Envelope, item: dict[str, Any]) -> CanonicalEvent:
-    # Upper-cased names for lookup; the item itself stays as sent, in raw.
-    fields = {name.upper(): value for name, value in item.items()}
+    # Names as lookup keys; the item itself stays as sent, in raw.
+    fields = {_field_key(name): value for name, value in item.items()}
     get = fields.get
 
     # TRANSID and X-APIHEADER sent as bare numbers go into raw as their decimal strings, as the fixtures'
@@ -171,7 +218,7 @@ def _event(envelope: Envelope, item: dict[str, Any]) -> CanonicalEvent:
     texts = {
         name: text
         for name, value in item.items()
-        if name.upper() in _TEXT_IN_RAW and isinstance(value, int | float) and (text := as_str(value)) is not None
+        if _field_key(name) in _TEXT_IN_RAW and isinstance(value, int | float) and (text := as_str(value)) is not None
     }
     raw = {**item, **texts} if texts else item
     message_id = as_str(get("TRANSID"))
@@ -185,13 +232,13 @@ def _event(envelope: Envelope, item: dict[str, Any]) -> CanonicalEvent:
     bounce = None
     reject_reason = None
     if canonical == "email.bounced":
-        bounce_reason = _present(get("BOUNCE_REASON"))
+        bounce_reason = _present(get("BOUNCEREASON"))
         status, enhanced = smtp_codes(response, bounce_reason)
-        bounce_type = as_str(get("BOUNCE_TYPE"))
+        bounce_type = as_str(get("BOUNCETYPE"))
         severity_key = "".join(bounce_type.split()).replace("_", "").replace("-", "").upper() if bounce_type else ""
         bounce = {
             "severity": _SEVERITIES.get(severity_key, "undetermined"),
-            "class_code": as_str(get("BOUNCE_REASONID")),
+            "class_code": _present(get("BOUNCEREASONID")),
             "smtp_status": status,
             "enhanced_status": enhanced,
             "reason": bounce_reason or response,
@@ -210,7 +257,7 @@ def _event(envelope: Envelope, item: dict[str, Any]) -> CanonicalEvent:
             status, enhanced = smtp_codes(response)
             bounce = {"smtp_status": status, "enhanced_status": enhanced, "reason": response}
 
-    api_header = get("X-APIHEADER", get("XAPI-HEADER"))
+    api_header = get(_API_HEADER)
     if api_header is not None and not isinstance(api_header, dict | list):
         api_header = as_str(api_header)
     url = _present(get("URL"))

@@ -5,10 +5,11 @@ the endpoint is a PHP script), and iPost's invalid bare numbers with leading zer
 are kept as their digit strings, in ``data.raw`` too.
 
 Decisions where the Firehose documentation says nothing:
-- ``event_time`` is documented only as placeholders (``view_time``); accepted are epoch seconds or
-  milliseconds (number or digit string), ISO 8601 with ``Z`` or an offset, and ``YYYY-MM-DD HH:MM:SS`` in
-  the source's ``options["timezone"]`` (UTC by default). Anything else, date-only values included, is
-  null (``time_source: received``) rather than a guessed instant.
+- ``event_time`` is documented only as placeholders (``view_time``); accepted are epoch seconds (number or
+  digit string), ISO 8601 with ``Z`` or an offset, and ``YYYY-MM-DD HH:MM:SS`` in the source's
+  ``options["timezone"]`` (UTC by default). Anything else, a millisecond count and date-only values
+  included, is null (``time_source: received``) rather than a guessed instant (the fixtures' rule:
+  "anything else null").
 - ``event_name`` is matched case-insensitively; an unmapped name is ``unknown``. An object with no
   ``event_name`` at all is a Failure (``invalid_event``), not an event, since nothing says what happened.
 - The recipient and subject are ``contact.email`` only: iPost events are email events, so ``mobile`` is

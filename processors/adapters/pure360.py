@@ -4,8 +4,12 @@
 the FTP log in ``pure360_ftp``), so every channel gives the same event for the same notification.
 
 Decisions where the Pure360 documentation says nothing:
-- Standard field names are matched ignoring case, ``_`` and spaces (``Event_date``, ``EVENT_DATE``,
-  FTP ``event date``; ``messageName``, ``Message_Name``); the first spelling present wins.
+- Standard field names are matched ignoring case, ``_``, ``-`` and whitespace (``Event_date``, ``EVENT_DATE``,
+  FTP ``event date``; ``messageName``, ``Message_Name``); the first spelling with a value wins (an empty
+  ``email=`` does not hide a later ``Email=a@x.com``), else the first spelling.
+- Raw line breaks in a urlencoded body separate fields like ``&``: Pure360's documentation lays the
+  POST body out one field a line (``type=OPEN&<newline>Event_date=...``, once without the ``&``), and an
+  encoder never writes a raw line break inside a value (it is ``%0A``).
 - Every field not mapped to a canonical field (custom list fields, ``List_Names``, ``profile``, unused
   dates, ``notificationSubject`` - which may be the notification's subject rather than the campaign's)
   goes to ``metadata`` under its name as sent. ``data.raw`` is the notification's decoded fields.
@@ -61,12 +65,14 @@ _CAMPAIGN_LEVEL = frozenset({"DELIVERYSTART", "DELIVERY"})
 _SMS = frozenset({"SMSOPTOUT", "SMSFAILED"})
 _DATE_FIELD: dict[str, str] = {"DELIVERYSTART": "deliverystartdate", "DELIVERY": "deliverycompletedate"}
 _CHARSET = re.compile(r";\s*charset\s*=\s*\"?([\w.:-]+)", re.IGNORECASE)
+_LINE_BREAKS = re.compile(rb"[\r\n]+")
+_NOT_IN_KEY = re.compile(r"[\s_-]+")
 
 
 @lru_cache(maxsize=4096)
 def field_key(name: str) -> str:
     """``Event_date`` / ``EVENT_DATE`` / ``event date`` -> ``eventdate``."""
-    return name.lower().replace("_", "").replace(" ", "").replace("-", "")
+    return _NOT_IN_KEY.sub("", name.lower())
 
 
 class _Fields:
@@ -79,7 +85,11 @@ class _Fields:
         self.by_key: dict[str, str] = {}
         for name, value in fields.items():
             if isinstance(value, str):
-                self.by_key.setdefault(field_key(name), name)
+                key = field_key(name)
+                known = self.by_key.get(key)
+                # A blank spelling gives way to a later one with a value (a custom field of the same name).
+                if known is None or (not fields[known].strip() and value.strip()):
+                    self.by_key[key] = name
         self.used: set[str] = set()
 
     def take(self, key: str) -> str | None:
@@ -226,13 +236,23 @@ def _transcoded(body: bytes, content_type: str) -> str | None:
     return urlencode(pairs)
 
 
+def _one_field_a_line(body: bytes, content_type: str) -> bytes:
+    """The body with raw line breaks as ``&``; a multipart body keeps them (they delimit its parts)."""
+    if (b"\n" not in body and b"\r" not in body) or content_type.lower().startswith("multipart/"):
+        return body
+    # CR and LF bytes never occur inside a UTF-8 sequence (nor in the ASCII-based charsets _transcoded takes).
+    # Outer ones are stripped first, so that a blank body stays empty instead of becoming "&".
+    return _LINE_BREAKS.sub(b"&", body.strip())
+
+
 def read_form(envelope: Envelope) -> dict[str, Any]:
     """The request's form; a body that is not UTF-8 is read in the charset its Content-Type declares."""
+    body = _one_field_a_line(envelope.body, envelope.content_type)
     try:
-        return parse_php_form(envelope.body)
+        return parse_php_form(body)
     except BodyError as error:
         # Only a body that failed as UTF-8 pays for the charset look-up.
-        text = _transcoded(envelope.body, envelope.content_type) if error.reason == "invalid_utf8" else None
+        text = _transcoded(body, envelope.content_type) if error.reason == "invalid_utf8" else None
         if text is None:
             raise
     return parse_php_form(text)

@@ -10,6 +10,10 @@ Decisions (the format is only shown by example):
   value (a value containing ``","``) and is joined back to it.
 - A value made only of double quotes is empty: the documented DELIVERYSTART line ends in
   ``"delivery complete date:""``.
+- Whitespace around the ``:`` belongs to the format (documented as "key : value"; the DELIVERY example
+  has ``"message type: MESSAGETYPE"``), so names and values are trimmed: the type is ``OPEN``, not `` OPEN``.
+- An item whose closing quote is missing before the next one (the documented DELIVERY example has
+  ``"profile: profileName,"delivery id:989565"``) is split where ``,"`` starts a ``name:``.
 - Field names are kept as written (``event date``); the shared mapping matches them ignoring case,
   spaces and ``_``, so ``event date`` is ``Event_date``. The same name twice: the last one wins.
 - ``Failure.index`` is the 0-based line number in the file; blank lines are skipped and an empty file
@@ -28,6 +32,8 @@ from processors.adapters.json_body import BodyError, decode_text
 from processors.adapters.pure360 import map_notifications
 
 _ITEM_SEPARATOR = re.compile(r'("\s*,\s*")')
+# `,"` followed by a field name and its colon, inside one item: the previous item lost its closing quote.
+_UNCLOSED_ITEM = re.compile(r',\s*"(?=[^\W\d][\w ]{0,63}:)')
 
 
 def parse_line(line: str) -> dict[str, str]:
@@ -46,10 +52,11 @@ def parse_line(line: str) -> dict[str, str]:
         else:
             items[-1] += separator + piece
     fields: dict[str, str] = {}
-    for item in items:
+    for item in (part for joined in items for part in _UNCLOSED_ITEM.split(joined)):
         name, colon, value = item.partition(":")
         if not colon:
             raise BodyError("invalid_line", f"item {item[:64]!r} has no ':'")
+        value = value.strip()
         fields[name.strip()] = "" if value.strip('"') == "" else value
     return fields
 

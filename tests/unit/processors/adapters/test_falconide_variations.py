@@ -346,3 +346,90 @@ def test_a_raw_json_api_header_as_the_first_field_is_not_taken_for_the_batch() -
     event = only(adapt(body, "application/x-www-form-urlencoded"))
     assert (event["type"], event["subject"]) == ("email.opened", "a@example.com")
     assert only(adapt('X-APIHEADER={"order":"A-1"}', "application/x-www-form-urlencoded"))["type"] == "unknown"
+
+
+# --- field-name spellings, form whitespace, a batch under a parameter's name ----------------------------
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ("BOUNCE_TYPE", "BOUNCE_REASON", "BOUNCE_REASONID", "FROMADDRESS", "USERAGENT", "IPADDRESS"),
+        # The guide's table writes the column names with spaces; PHP's $_POST turns spaces and dots into "_".
+        ("BOUNCE TYPE", "BOUNCE REASON", "BOUNCE REASONID", "FROM ADDRESS", "USER AGENT", "IP ADDRESS"),
+        ("bounce_type", "bounce_reason", "bounce_reasonid", "from_address", "user_agent", "ip_address"),
+        ("Bounce-Type", "Bounce-Reason", "Bounce-Reason-Id", "From-Address", "User-Agent", "IP-Address"),
+        ("BOUNCETYPE", "BOUNCE.REASON", "BOUNCEREASONID", "FROMADDRESS", "USERAGENT", "IPADDRESS"),
+    ],
+)
+@pytest.mark.parametrize("as_form", [False, True])
+def test_field_names_with_spaces_underscores_or_hyphens_are_read(names: tuple[str, ...], as_form: bool) -> None:
+    values = ("SOFTBOUNCE", "452 4.2.2 Mailbox full", "11", "info@shop.example.com", "Mozilla/5.0", "192.0.2.1")
+    fields = record("bounced", **dict(zip(names, values, strict=True)))
+    result = adapt(urlencode(fields), FORM) if as_form else adapt(json.dumps([fields]))
+    data = only(result)["data"]
+    assert data["bounce"] == {
+        "severity": "soft",
+        "class_code": "11",
+        "smtp_status": "452",
+        "enhanced_status": "4.2.2",
+        "reason": "452 4.2.2 Mailbox full",
+    }
+    assert data["message"]["from"] == "info@shop.example.com"
+    assert data["client"] == {"user_agent": "Mozilla/5.0", "ip": "192.0.2.1"}
+    assert data["raw"] == fields  # names kept as sent
+
+
+@pytest.mark.parametrize("name", ["X-APIHEADER", "XAPI-HEADER", "X_APIHEADER", "x-api-header", "X APIHEADER"])
+def test_api_header_spellings_reach_metadata(name: str) -> None:
+    fields: dict[str, Any] = {name: 9007199254740993}
+    data = only(adapt(json.dumps([record(**fields)])))["data"]
+    assert data["metadata"] == {"X-APIHEADER": "9007199254740993"}
+    assert data["raw"][name] == "9007199254740993"
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", " \r\n\r\n", "\t"])
+def test_unencoded_whitespace_after_a_flat_form_is_not_part_of_its_last_value(newline: str) -> None:
+    fields = {"TRANSID": "1", "EMAIL": "a@example.com", "TIMESTAMP": "1795161700"}
+    for last in (
+        {"URL": "https://x.example/t", "EVENT": "clicked"},
+        {"EVENT": "clicked", "URL": "https://x.example/t"},
+    ):
+        data = only(adapt(urlencode({**fields, **last}) + newline, FORM))["data"]
+        assert (data["provider_event_type"], data["link"]) == ("clicked", {"url": "https://x.example/t"})
+        assert data["raw"] == {**fields, **last}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "event=" + quote(f"[{SENT},{OPENED}]"),
+        "EVENT=" + quote(f"{SENT},\n{OPENED},"),
+        f"Event=[{SENT},{OPENED}]",  # raw
+        f"event={SENT},{OPENED},\n",
+    ],
+)
+def test_one_field_named_like_a_parameter_holding_the_batch_is_the_batch(body: str) -> None:
+    # The README: a form with one field, any name, whose value is the JSON.
+    result = adapt(body, FORM)
+    assert result.failures == []
+    assert summary(result) == TWO
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "value"),
+    [
+        ("SUBJECT=%5BNews%5D+Offers", "SUBJECT", "[News] Offers"),
+        ("SUBJECT=[News] Offers", "SUBJECT", "[News] Offers"),
+        ("EVENT=%5B1%2C2%5D", "EVENT", "[1,2]"),
+        ("SUBJECT=[NaN]", "SUBJECT", "[NaN]"),
+        ("X-APIHEADER=" + quote('[{"order":"A-1"}]'), "X-APIHEADER", '[{"order":"A-1"}]'),
+    ],
+)
+def test_one_parameter_whose_value_is_no_batch_stays_one_events_field(body: str, field: str, value: str) -> None:
+    assert only(adapt(body, FORM))["data"]["raw"] == {field: value}
+
+
+def test_not_applicable_bounce_reason_id_is_no_class_code() -> None:
+    data = only(adapt(json.dumps([record("bounced", BOUNCE_TYPE="HARDBOUNCE", BOUNCE_REASONID="NA")])))["data"]
+    assert data["bounce"] == {"severity": "hard"}

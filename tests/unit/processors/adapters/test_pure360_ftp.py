@@ -136,3 +136,49 @@ def test_parse_line_refuses_other_shapes() -> None:
 def test_random_logs_never_raise(lines: list[Any]) -> None:
     result = adapt(b"\n".join(lines))
     assert isinstance(result, AdaptResult)
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        # "key : value" as the documentation describes the format: the spaces are the separator's.
+        (
+            '\'"type : OPEN","event date : 1795164900","email : a@example.com"\'',
+            {"type": "OPEN", "event date": "1795164900", "email": "a@example.com"},
+        ),
+        ('\'"type:DELIVERY","message type: EMAIL"\'', {"type": "DELIVERY", "message type": "EMAIL"}),
+        (
+            '\'"type:DELIVERYSTART", "delivery complete date: ""\'',
+            {"type": "DELIVERYSTART", "delivery complete date": ""},
+        ),
+        # The documented DELIVERY example's item without its closing quote.
+        (
+            '\'"type:DELIVERY","profile: profileName,"delivery id:989565","emails sent:256545"\'',
+            {"type": "DELIVERY", "profile": "profileName", "delivery id": "989565", "emails sent": "256545"},
+        ),
+        # A "," inside a value that is not followed by a name and its colon stays in the value.
+        ('\'"type:OPEN","note:a,"b c","email:a@x.com"\'', {"type": "OPEN", "note": 'a,"b c', "email": "a@x.com"}),
+    ],
+)
+def test_documented_spacing_and_unclosed_items(line: str, expected: dict[str, str]) -> None:
+    assert parse_line(line) == expected
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (
+            b'\'"type : OPEN","event date : 1795164900","email : bob@example.org"\'',
+            ("email.opened", "bob@example.org", "2026-11-20T08:55:00Z", "OPEN"),
+        ),
+        (
+            b'\'"type:DELIVERY","profile: TestProfile,"delivery complete date:1795166100","emails sent:256545"\'',
+            ("campaign.sending", None, "2026-11-20T09:15:00Z", "DELIVERY"),
+        ),
+    ],
+)
+def test_documented_variants_give_the_event(line: bytes, expected: tuple[str, str | None, str, str]) -> None:
+    # Before: provider_event_type " OPEN"; the DELIVERY time was swallowed by the "profile" value.
+    (event,) = adapt(line).events
+    data = event["data"]
+    assert (event["type"], event.get("subject"), data["occurred_at"], data["provider_event_type"]) == expected

@@ -409,3 +409,81 @@ def test_a_batch_of_thousands_of_notifications_is_read_whole() -> None:
     assert result.failures == []
     assert len(result.events) == 3000
     assert result.events[-1]["data"]["recipient"]["email"] == "2999@x.com"
+
+
+# Pure360's documentation lays the POST body out one field a line (and once forgets the "&").
+DOC_LAYOUT_START = (
+    "type=DELIVERYSTART&\nprofile=TestProfile&\nmessage_Type=EMAIL&\nMessageName=NOV-2026-Deals&\n"
+    "Delivery_ID=980065&\nList_Names[]=web%20signup&\nList_Names[]=fb%20signup&\n"
+    "Delivery_Scheduled_Date=1795161740&\nDelivery_Start_Date=1795161800&\nDelivery_Complete_Date=\n"
+)
+DOC_LAYOUT_OPEN = (
+    "type=OPEN&\nEvent_date=1795161994&\nemail=hana.sato%40mail.example.org&\nmobile=447700900259&\n"
+    "messageName=NOV-2026-Deals&\ndeliveryDate=1795158394&\nDelivery_ID=980091\nfirstName=Hana&\n"
+    "notificationSubject=Do%20Not%20Miss%20Out\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected", "mailing_id"),
+    [
+        (DOC_LAYOUT_START, ("campaign.started", None, "2026-11-20T08:03:20Z", "DELIVERYSTART"), "980065"),
+        (
+            DOC_LAYOUT_START.replace("\n", "\r\n"),
+            ("campaign.started", None, "2026-11-20T08:03:20Z", "DELIVERYSTART"),
+            "980065",
+        ),
+        (DOC_LAYOUT_OPEN, ("email.opened", "hana.sato@mail.example.org", "2026-11-20T08:06:34Z", "OPEN"), "980091"),
+        (
+            DOC_LAYOUT_OPEN.replace("\n", "\r\n"),
+            ("email.opened", "hana.sato@mail.example.org", "2026-11-20T08:06:34Z", "OPEN"),
+            "980091",
+        ),
+    ],
+    ids=["deliverystart-lf", "deliverystart-crlf", "open-lf-missing-amp", "open-crlf-missing-amp"],
+)
+def test_one_field_a_line_as_documented(body: str, expected: tuple[str, str | None, str, str], mailing_id: str) -> None:
+    # Before: the line break became part of the next name ("\nEvent_date"), so the time and recipient were lost.
+    event = one(body)
+    assert summary(event) == expected
+    assert event["data"]["message"] == {"mailing_id": mailing_id}
+    assert "\nfirstName" not in event["data"]["raw"] and "Delivery_ID" in event["data"]["raw"]
+
+
+@pytest.mark.parametrize("separator", ["&\n", "&\r\n", "\n", "\r\n"])
+def test_multi_notifications_one_field_a_line(separator: str) -> None:
+    # Before: "\nevent[1][...]" was no wrapper, so notification 1 was dropped without a failure.
+    body = multi(("1", "CLICK", "b%40example.com", 1795163100), ("0", "OPEN", "a%40example.com", 1795163000))
+    result = adapt(body.replace("&", separator))
+    assert result.failures == []
+    assert [summary(e) for e in result.events] == [
+        ("email.opened", "a@example.com", "2026-11-20T08:23:20Z", "OPEN"),
+        ("email.clicked", "b@example.com", "2026-11-20T08:25:00Z", "CLICK"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            "type=OPEN&email=&Email=a%40x.com&Event_date=1795161994",
+            ("email.opened", "a@x.com", "2026-11-20T08:06:34Z", "OPEN"),
+        ),
+        (
+            "type=OPEN&email=a%40x.com&Event_date=&EVENT_DATE=1795161994",
+            ("email.opened", "a@x.com", "2026-11-20T08:06:34Z", "OPEN"),
+        ),
+        (
+            "type=SMSOPTOUT&Event_date=1795162673&mobile=&Mobile=447700900518",
+            ("sms.unsubscribed", "447700900518", "2026-11-20T08:17:53Z", "SMSOPTOUT"),
+        ),
+        # Both with a value: the first spelling still wins.
+        (
+            "type=OPEN&email=a%40x.com&EMAIL=b%40x.com&Event_date=1795161994",
+            ("email.opened", "a@x.com", "2026-11-20T08:06:34Z", "OPEN"),
+        ),
+    ],
+)
+def test_a_blank_spelling_gives_way_to_one_with_a_value(body: str, expected: tuple[str, str, str, str]) -> None:
+    # Before: the first spelling won even when empty, so the recipient or the time was lost.
+    assert summary(one(body)) == expected

@@ -613,7 +613,7 @@ def test_fast_path_bodies_need_no_encodability_check(shape: Callable[[Any], Any]
 def test_an_envelope_orjson_cannot_write_still_gets_checked() -> None:
     """A record not written by our gateway may carry any JSON in its envelope header."""
     envelope = body_envelope(orjson.dumps([item("delivery")]))
-    envelope.source_id = nested(300)  # type: ignore[assignment]
+    envelope.source_id = nested(300)
     result = ADAPTER.adapt(envelope)
     assert result.events == []
     assert [(f.reason, f.index) for f in result.failures] == [("unencodable_event", 0)]

@@ -134,7 +134,7 @@ def test_item_without_msys_is_a_failure_but_not_the_batch() -> None:
 
 
 def test_msys_with_several_classes_gives_one_event_per_class_in_order() -> None:
-    element = {
+    element: dict[str, Any] = {
         "msys": {
             "message_event": event("delivery", rcpt_to="a@example.com"),
             "track_event": event("click", rcpt_to="b@example.com", timestamp=1795161661),
