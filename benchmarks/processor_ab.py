@@ -32,7 +32,9 @@ from espwire.broker import EmbeddedBroker
 from espwire.topics import Topics, ensure_topics
 
 
-def run_once(bootstrap: str, tree: Path, events: int, work: Path, spy: Path | None) -> dict[str, Any]:
+def run_once(
+    bootstrap: str, tree: Path, events: int, work: Path, spy: Path | None, extra_env: dict[str, str] | None = None
+) -> dict[str, Any]:
     prefix = f"ab-{time.time_ns()}"
     topics = Topics(prefix)
     asyncio.run(ensure_topics(bootstrap, topics.core(), 4))
@@ -49,6 +51,7 @@ def run_once(bootstrap: str, tree: Path, events: int, work: Path, spy: Path | No
         "ESPWIRE_DEDUPE_KEY_PREFIX": key_prefix,
         "ESPWIRE_DEDUPE_WINDOW_HOURS": "0.5",
         "ESPWIRE_ENRICH_BOT_CLICK_STATE_HOURS": "0.5",
+        **(extra_env or {}),
     }
     processor = Managed(f"processor-{prefix}", [PY, "-m", "espwire.cli", "process"], work / "logs", env=env, cwd=tree)
     sampler = None
