@@ -44,6 +44,7 @@ Decisions where the docs leave room:
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any, ClassVar
 
 from espwire.envelope import Envelope
@@ -92,20 +93,14 @@ _FLAT_FORM_KEYS = frozenset(
 _API_HEADER = "XAPIHEADER"
 _TEXT_IN_RAW = frozenset({"TRANSID", _API_HEADER})
 _SEPARATORS = str.maketrans("", "", " _-.")
-# Field names seen, as lookup keys: a batch repeats the same dozen names, so each is written once (bounded).
-_KEYS: dict[str, str] = {}
-_KEYS_KEPT = 4096
 _NOT_APPLICABLE = "NA"
 
 
+# A batch repeats the same dozen names: each is written once (as Pure360's field_key is).
+@lru_cache(maxsize=4096)
 def _field_key(name: str) -> str:
     """A field's lookup key: upper case without separators (``bounce type``, ``BOUNCE_TYPE`` -> ``BOUNCETYPE``)."""
-    key = _KEYS.get(name)
-    if key is None:
-        if len(_KEYS) >= _KEYS_KEPT:
-            _KEYS.clear()
-        key = _KEYS[name] = name.translate(_SEPARATORS).upper()
-    return key
+    return name.translate(_SEPARATORS).upper()
 
 
 class FalconideAdapter(GuardedAdapter):
@@ -218,7 +213,7 @@ def _event(envelope: Envelope, item: dict[str, Any]) -> CanonicalEvent:
     texts = {
         name: text
         for name, value in item.items()
-        if _field_key(name) in _TEXT_IN_RAW and isinstance(value, int | float) and (text := as_str(value)) is not None
+        if isinstance(value, int | float) and _field_key(name) in _TEXT_IN_RAW and (text := as_str(value)) is not None
     }
     raw = {**item, **texts} if texts else item
     message_id = as_str(get("TRANSID"))
