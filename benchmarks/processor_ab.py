@@ -3,9 +3,10 @@
     python -m benchmarks.processor_ab --events 120000 --reps 2 [--tree A] [--tree B] [--py-spy DIR]
 
 Each ``--tree`` is a checkout of this repository (a ``git worktree`` of the commit to compare; default:
-this one); the processor runs from it (``python -m espwire.cli process`` with that tree first on
-``PYTHONPATH``). Runs alternate between the trees, ABAB..., each on a freshly filled topic and a fresh
-Redis key prefix (removed after), so both see the same broker, Redis and machine load. The figure a
+this one); the processor runs from it (``python -m espwire.cli process`` with the tree as its working
+directory, which ``-m`` puts first on ``sys.path``, ahead of the editable install). Runs alternate
+between the trees, ABBA..., each on a freshly filled topic and a fresh Redis key prefix (removed
+after), so both see the same broker, Redis and machine load. The figure a
 change is judged by: events/s from the first to the last event on the events topic, and the
 processor's CPU per event over that span. ``--py-spy DIR`` records each run's samples (collapsed
 stacks, for ``py-spy``'s flame graphs or a grep) as DIR/<tree>-<rep>.txt.
@@ -27,7 +28,7 @@ from typing import Any
 from benchmarks.loadgen import LoadGen, describe
 from benchmarks.procs import Managed, stop_all
 from benchmarks.redis_keys import drop_keys
-from benchmarks.run import PY, REPO, _count_events, _fill
+from benchmarks.run import PY, REPO, _count_events, _fill, redis_env
 from espwire.broker import EmbeddedBroker
 from espwire.topics import Topics, ensure_topics
 
@@ -42,15 +43,11 @@ def run_once(
     asyncio.run(_fill(bootstrap, topics.raw, [r.envelope() for r in requests]))
     key_prefix = f"bench:{time.time_ns()}:"
     env = {
-        "PYTHONPATH": str(tree),
         "ESPWIRE_KAFKA_BOOTSTRAP": bootstrap,
         "ESPWIRE_KAFKA_TOPIC_PREFIX": prefix,
         "ESPWIRE_PROCESSOR_GROUP_ID": f"ab-{time.time_ns()}",
         "ESPWIRE_DATADIR": str(work / prefix),
-        "ESPWIRE_DEDUPE_STORE": "redis",
-        "ESPWIRE_DEDUPE_KEY_PREFIX": key_prefix,
-        "ESPWIRE_DEDUPE_WINDOW_HOURS": "0.5",
-        "ESPWIRE_ENRICH_BOT_CLICK_STATE_HOURS": "0.5",
+        **redis_env(key_prefix),
         **(extra_env or {}),
     }
     processor = Managed(f"processor-{prefix}", [PY, "-m", "espwire.cli", "process"], work / "logs", env=env, cwd=tree)
@@ -112,5 +109,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    # Children inherit it: both arms hash strings (and so order sets) alike.
     os.environ.setdefault("PYTHONHASHSEED", "0")
     main()

@@ -424,15 +424,8 @@ class Bench:
         stages_off = {"ESPWIRE_DEDUPE_ENABLED": "false"} | {f"ESPWIRE_ENRICH_{name}": "false" for name in ENRICHERS}
         out["consumer_loop"] = self._consumer_loop(stages_off, "adapt + publish")
         key_prefix = f"bench:{time.time_ns()}:"
-        redis = {
-            "ESPWIRE_DEDUPE_STORE": "redis",
-            "ESPWIRE_DEDUPE_KEY_PREFIX": key_prefix,
-            # The Redis is shared: a short window and bot-click state lifetime, should a run stop before its cleanup.
-            "ESPWIRE_DEDUPE_WINDOW_HOURS": "0.5",
-            "ESPWIRE_ENRICH_BOT_CLICK_STATE_HOURS": "0.5",
-        }
         try:
-            out["consumer_loop_redis"] = self._consumer_loop(redis, "Redis dedupe + every enricher")
+            out["consumer_loop_redis"] = self._consumer_loop(redis_env(key_prefix), "Redis dedupe + every enricher")
         finally:
             drop_keys(key_prefix)
         if self.mode.name == "full":
@@ -573,6 +566,17 @@ class Bench:
             except Exception as exc:
                 log(f"{name} failed: {exc!r}")
                 self.results["errors"].append(f"{name}: {exc!r}")
+
+
+def redis_env(key_prefix: str) -> dict[str, str]:
+    """``espwire process`` settings for Redis dedupe (every enricher is on by default), keys under ``key_prefix``."""
+    return {
+        "ESPWIRE_DEDUPE_STORE": "redis",
+        "ESPWIRE_DEDUPE_KEY_PREFIX": key_prefix,
+        # The Redis is shared: a short window and bot-click state lifetime, should a run stop before its cleanup.
+        "ESPWIRE_DEDUPE_WINDOW_HOURS": "0.5",
+        "ESPWIRE_ENRICH_BOT_CLICK_STATE_HOURS": "0.5",
+    }
 
 
 async def _fill(bootstrap: str, topic: str, envelopes: list[Any]) -> None:
