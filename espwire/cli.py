@@ -89,11 +89,13 @@ async def _with_metrics(args: argparse.Namespace, start: Callable[[asyncio.Event
 
 def cmd_process(args: argparse.Namespace) -> int:
     from espwire.runtime import run
-    from processors.consumer import run_processor
+    from processors.consumer import ProcessorStatus, run_processor
 
     settings = _settings(args)
     bootstrap = _bootstrap(settings)
-    run(_with_metrics(args, lambda stop: run_processor(settings, bootstrap, stop)))
+    status = ProcessorStatus()
+    args.ready = lambda: status.ready
+    run(_with_metrics(args, lambda stop: run_processor(settings, bootstrap, stop, status=status)))
     return 0
 
 

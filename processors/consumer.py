@@ -14,6 +14,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -25,10 +26,24 @@ from espwire.failpoints import failpoint
 from espwire.kafka_batches import BatchPublisher
 from espwire.topics import MAX_RECORD_BYTES, Topics, ensure_topics
 from processors import metrics
+from processors.deduplicate import Deduplicator
 from processors.pipeline import Outgoing, Pipeline
 from processors.stages import build_stages
 
 log = logging.getLogger("espwire.processor")
+
+
+@dataclass
+class ProcessorStatus:
+    """What the process's /readyz reports: ready once consuming, and not while paused on a dedupe store
+    that does not answer (``on_store_error = "pause"``, the default)."""
+
+    started: bool = False
+    dedupe: Deduplicator | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.started and (self.dedupe is None or self.dedupe.ready)
 
 
 def make_producer(settings: Settings, bootstrap: str, client_suffix: str) -> AIOKafkaProducer:
@@ -45,7 +60,12 @@ def make_producer(settings: Settings, bootstrap: str, client_suffix: str) -> AIO
 
 
 async def run_processor(
-    settings: Settings, bootstrap: str, stop: asyncio.Event, *, pipeline: Pipeline | None = None
+    settings: Settings,
+    bootstrap: str,
+    stop: asyncio.Event,
+    *,
+    pipeline: Pipeline | None = None,
+    status: ProcessorStatus | None = None,
 ) -> None:
     topics = Topics(settings.kafka.topic_prefix)
     await ensure_topics(bootstrap, topics.core(), settings.kafka.partitions, settings.kafka.replication)
@@ -68,6 +88,9 @@ async def run_processor(
     await producer.start()
     await consumer.start()
     log.info("processor started", extra={"group": conf.group_id, "topic": topics.raw})
+    if status is not None:
+        status.dedupe = pipeline.dedupe if isinstance(pipeline.dedupe, Deduplicator) else None
+        status.started = True
     publisher = BatchPublisher(producer)
     # Slices adapted but not yet committed, oldest first. While the next slice is fetched and adapted,
     # the earlier ones go their way (dedupe and enrichment round trips, hand-over to the producer, acks,
@@ -105,6 +128,8 @@ async def run_processor(
             close = getattr(closeable, "close", None)
             if close is not None:
                 await close()
+        if status is not None:
+            status.started = False
         log.info("processor stopped")
 
 

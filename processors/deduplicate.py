@@ -29,7 +29,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from espwire.event import CanonicalEvent
 from processors.dedupe import Claim, ClaimEntry, ClaimStatus, DedupeStore, DedupeStoreError
-from processors.dedupe.metrics import CONFLICTS, DUPLICATES_DROPPED
+from processors.dedupe.metrics import CONFLICTS, DUPLICATES_DROPPED, STORE_UP
 from processors.normalize import freeze_raw
 
 log = logging.getLogger("espwire.dedupe")
@@ -114,6 +114,9 @@ class Deduplicator:
     store_ok: bool = True
     _claimed: dict[str, ClaimEntry] = field(default_factory=dict)  # ours, published or about to be, not yet done
     _filtering: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def __post_init__(self) -> None:
+        STORE_UP.labels(self.store.name).set(1)
 
     def _entry(self, event: CanonicalEvent) -> ClaimEntry:
         window = self.source_windows.get(event["data"]["source_id"], self.window_seconds)
@@ -218,10 +221,10 @@ class Deduplicator:
         while True:
             try:
                 claims = await self.store.begin(entries, self.owner, self.lease_seconds)
-                self.store_ok = True
+                self._store_answered(True)
                 return claims
             except DedupeStoreError as exc:
-                self.store_ok = False
+                self._store_answered(False)
                 if self.on_store_error == "pass":
                     log.error("dedupe store down; publishing without dedupe", extra={"error": repr(exc)})
                     return None
@@ -234,14 +237,27 @@ class Deduplicator:
         while True:
             try:
                 await self.store.commit(entries, self.owner)
-                self.store_ok = True
+                self._store_answered(True)
                 return
             except DedupeStoreError as exc:
                 # The events are out: keep trying, since offsets must not move past an unrecorded id.
-                self.store_ok = False
+                self._store_answered(False)
                 log.error("dedupe commit failed; retrying", extra={"error": repr(exc), "retry_in": delay})
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+    @property
+    def ready(self) -> bool:
+        """What the processor's /readyz reports: not ready while paused on an unreachable store. With
+        ``on_store_error = "pass"`` it stays ready (events flow, undeduped); ``espwire_dedupe_store_up``
+        shows the outage either way."""
+        return self.store_ok or self.on_store_error == "pass"
+
+    def _store_answered(self, ok: bool) -> None:
+        if ok and not self.store_ok:
+            log.warning("dedupe store answers again", extra={"store": self.store.name})
+        self.store_ok = ok
+        STORE_UP.labels(self.store.name).set(1 if ok else 0)
 
     @staticmethod
     def _count_duplicate(event: CanonicalEvent) -> None:

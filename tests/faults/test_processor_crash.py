@@ -4,9 +4,6 @@ exactly once on espwire.events (real broker, real Redis)."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -18,58 +15,7 @@ from espwire.envelope import Envelope
 from espwire.failpoints import EXIT_CODE
 from espwire.topics import Topics, ensure_topics
 from tests.support.kafka import consume_all, produce
-
-
-def _sparkpost_batch(batch: int, size: int) -> bytes:
-    events = [
-        {
-            "msys": {
-                "message_event": {
-                    "type": "delivery",
-                    "event_id": f"{batch:06d}{n:06d}",
-                    "rcpt_to": f"user{n}@example.com",
-                    "timestamp": "1795163700",
-                }
-            }
-        }
-        for n in range(size)
-    ]
-    return orjson.dumps(events)
-
-
-def _processor(
-    bootstrap: str, prefix: str, datadir: Path, redis_url: str, failpoint: str | None
-) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "ESPWIRE_KAFKA_BOOTSTRAP": bootstrap,
-        "ESPWIRE_KAFKA_TOPIC_PREFIX": prefix,
-        "ESPWIRE_DATADIR": str(datadir),
-        "ESPWIRE_DEDUPE_STORE": "redis",
-        "ESPWIRE_DEDUPE_REDIS_URL": redis_url,
-        "ESPWIRE_DEDUPE_KEY_PREFIX": f"test:{prefix}:",
-        "ESPWIRE_DEDUPE_LEASE_SECONDS": "2",
-        "ESPWIRE_PROCESSOR_GROUP_ID": f"{prefix}-processors",
-    }
-    env.pop("ESPWIRE_FAILPOINT", None)
-    if failpoint:
-        env["ESPWIRE_FAILPOINT"] = failpoint
-    with open(datadir / "processor.log", "ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "espwire.cli", "process", "--metrics-port", "0"], env=env, stdout=log, stderr=log
-        )
-
-
-async def _forget_keys(redis_url: str, prefix: str) -> None:
-    import redis.asyncio as aioredis
-
-    client = aioredis.from_url(redis_url)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
+from tests.support.processor import forget_keys, sparkpost_batch, start_processor
 
 
 @pytest.mark.parametrize("failpoint", ["processor.after_publish", "processor.after_confirm"])
@@ -87,7 +33,7 @@ async def test_killed_processor_gives_each_event_once(
             "2026-11-24T00:00:00Z",
             "POST",
             "application/json",
-            _sparkpost_batch(b, 50),
+            sparkpost_batch(b, 50),
         )
         for b in range(8)
     ]
@@ -99,16 +45,16 @@ async def test_killed_processor_gives_each_event_once(
     )
     await produce(kafka_bootstrap, topics.raw, [(e.key, e.body, e.kafka_headers()) for e in envelopes])
 
-    crashing = _processor(kafka_bootstrap, prefix, tmp_path, redis_url, failpoint)
+    crashing = start_processor(kafka_bootstrap, prefix, tmp_path, redis_url, failpoint=failpoint)
     assert await asyncio.to_thread(crashing.wait, 60) == EXIT_CODE, "the failpoint killed it mid-batch"
 
-    survivor = _processor(kafka_bootstrap, prefix, tmp_path, redis_url, None)
+    survivor = start_processor(kafka_bootstrap, prefix, tmp_path, redis_url)
     try:
         records = await consume_all(kafka_bootstrap, topics.events, expect=400, idle_seconds=4, timeout=90)
     finally:
         survivor.terminate()
         await asyncio.to_thread(survivor.wait, 30)
-        await _forget_keys(redis_url, f"test:{prefix}:")
+        await forget_keys(redis_url, f"test:{prefix}:")
     ids = Counter(orjson.loads(r.value)["id"] for r in records)
     assert len(ids) == 400, "no event lost"
     assert [i for i, n in ids.items() if n > 1] == [], "no event twice"

@@ -1,0 +1,130 @@
+"""Issue 5: when the dedupe store is unreachable the processor neither drops nor crashes. By default it
+pauses and reports not ready, then catches up once the store answers; with ``on_store_error = "pass"``
+it keeps publishing without dedupe. Real broker, real Redis behind a TCP proxy the test cuts."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+import uuid
+from collections import Counter
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import aiohttp
+import orjson
+import pytest
+
+from espwire.broker import free_port
+from espwire.envelope import Envelope
+from espwire.topics import Topics, ensure_topics
+from tests.deploy.processes import wait_http_ok
+from tests.support.kafka import consume_all, produce
+from tests.support.outage_proxy import OutageProxy
+from tests.support.processor import forget_keys, sparkpost_batch, start_processor
+
+BATCH = 50
+
+
+def _envelope(batch: int, request_id: str) -> Envelope:
+    return Envelope(
+        "sparkpost",
+        "sparkpost",
+        request_id,
+        "2026-11-24T00:00:00Z",
+        "POST",
+        "application/json",
+        sparkpost_batch(batch, BATCH),
+    )
+
+
+async def _post(bootstrap: str, topic: str, *envelopes: Envelope) -> None:
+    await produce(bootstrap, topic, [(e.key, e.body, e.kafka_headers()) for e in envelopes])
+
+
+async def _readiness(url: str) -> int:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
+        async with session.get(f"{url}/readyz") as response:
+            return response.status
+
+
+async def _store_up(url: str) -> float:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
+        async with session.get(f"{url}/metrics") as response:
+            text = await response.text()
+    found = re.search(r'^espwire_dedupe_store_up\{store="redis"\} (\S+)$', text, re.MULTILINE)
+    assert found, "the processor exports espwire_dedupe_store_up"
+    return float(found.group(1))
+
+
+async def _until_readiness(url: str, status: int, processor: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while (current := await _readiness(url)) != status:
+        assert processor.poll() is None, "the processor must not exit while the store is away"
+        assert asyncio.get_running_loop().time() < deadline, f"/readyz stayed {current}, expected {status}"
+        await asyncio.sleep(0.2)
+
+
+def _ids(records: list[object]) -> Counter[str]:
+    return Counter(orjson.loads(record.value)["id"] for record in records)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("on_store_error", ["pause", "pass"])
+async def test_an_unreachable_store_pauses_or_passes_and_loses_nothing(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path, on_store_error: str
+) -> None:
+    prefix = f"outage{uuid.uuid4().hex[:8]}"
+    topics = Topics(prefix)
+    await ensure_topics(kafka_bootstrap, topics.core(), 2)
+    target = urlsplit(redis_url)
+    proxy = OutageProxy(target.hostname or "127.0.0.1", target.port or 6379)
+    await proxy.start()
+    metrics_port = free_port()
+    url = f"http://127.0.0.1:{metrics_port}"
+    processor = start_processor(
+        kafka_bootstrap,
+        prefix,
+        tmp_path,
+        f"redis://127.0.0.1:{proxy.port}{target.path or '/0'}",
+        metrics_port=metrics_port,
+        extra_env={"ESPWIRE_DEDUPE_ON_STORE_ERROR": on_store_error},
+    )
+    try:
+        await wait_http_ok(f"{url}/readyz", 60)
+        await _post(kafka_bootstrap, topics.raw, _envelope(0, "req-0"))
+        before = await consume_all(kafka_bootstrap, topics.events, expect=BATCH, timeout=60)
+        assert len(_ids(before)) == BATCH
+        assert await _store_up(url) == 1.0
+
+        proxy.cut()
+        await _post(kafka_bootstrap, topics.raw, _envelope(1, "req-1"))
+        if on_store_error == "pause":
+            # A provider's retry of the first batch arrives while the store is away: still a duplicate.
+            await _post(kafka_bootstrap, topics.raw, _envelope(0, "req-0-retry"))
+            await _until_readiness(url, 503, processor, timeout=30)
+            assert await _store_up(url) == 0.0
+            await asyncio.sleep(2)
+            during = await consume_all(kafka_bootstrap, topics.events, idle_seconds=2, timeout=30)
+            assert len(during) == BATCH, "paused: nothing published without dedupe"
+        else:
+            during = await consume_all(kafka_bootstrap, topics.events, expect=2 * BATCH, timeout=60)
+            assert len(_ids(during)) == 2 * BATCH, "passed: the batch came out without the store"
+            assert await _store_up(url) == 0.0
+            assert await _readiness(url) == 200, "passing events on, the processor stays ready"
+        assert processor.poll() is None
+
+        proxy.restore()
+        await _until_readiness(url, 200, processor, timeout=60)
+        await _post(kafka_bootstrap, topics.raw, _envelope(2, "req-2"))
+        after = await consume_all(kafka_bootstrap, topics.events, expect=3 * BATCH, idle_seconds=3, timeout=90)
+        assert await _store_up(url) == 1.0
+    finally:
+        processor.terminate()
+        returncode = await asyncio.to_thread(processor.wait, 30)
+        await proxy.stop()
+        await forget_keys(redis_url, f"test:{prefix}:")
+    ids = _ids(after)
+    assert len(ids) == 3 * BATCH, "no event lost"
+    assert [i for i, n in ids.items() if n > 1] == [], "no event twice"
+    assert returncode == 0, (tmp_path / "processor.log").read_text()[-3000:]

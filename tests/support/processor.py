@@ -1,0 +1,72 @@
+"""Test helpers for `espwire process` as a child process with Redis dedupe, and the raw batches it reads."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+
+
+def sparkpost_batch(batch: int, size: int) -> bytes:
+    """A SparkPost webhook body of ``size`` deliveries with event ids unique to (batch, position)."""
+    events = [
+        {
+            "msys": {
+                "message_event": {
+                    "type": "delivery",
+                    "event_id": f"{batch:06d}{n:06d}",
+                    "rcpt_to": f"user{n}@example.com",
+                    "timestamp": "1795163700",
+                }
+            }
+        }
+        for n in range(size)
+    ]
+    return orjson.dumps(events)
+
+
+def start_processor(
+    bootstrap: str,
+    prefix: str,
+    datadir: Path,
+    redis_url: str,
+    *,
+    failpoint: str | None = None,
+    metrics_port: int = 0,
+    extra_env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """`espwire process` on topics ``<prefix>.*`` with Redis dedupe under keys ``test:<prefix>:``; its
+    output goes to ``datadir/processor.log``."""
+    env = {
+        **os.environ,
+        "ESPWIRE_KAFKA_BOOTSTRAP": bootstrap,
+        "ESPWIRE_KAFKA_TOPIC_PREFIX": prefix,
+        "ESPWIRE_DATADIR": str(datadir),
+        "ESPWIRE_DEDUPE_STORE": "redis",
+        "ESPWIRE_DEDUPE_REDIS_URL": redis_url,
+        "ESPWIRE_DEDUPE_KEY_PREFIX": f"test:{prefix}:",
+        "ESPWIRE_DEDUPE_LEASE_SECONDS": "2",
+        "ESPWIRE_PROCESSOR_GROUP_ID": f"{prefix}-processors",
+        **(extra_env or {}),
+    }
+    env.pop("ESPWIRE_FAILPOINT", None)
+    if failpoint:
+        env["ESPWIRE_FAILPOINT"] = failpoint
+    argv = [sys.executable, "-m", "espwire.cli", "process", "--metrics-host", "127.0.0.1"]
+    with open(datadir / "processor.log", "ab") as log:
+        return subprocess.Popen([*argv, "--metrics-port", str(metrics_port)], env=env, stdout=log, stderr=log)
+
+
+async def forget_keys(redis_url: str, prefix: str) -> None:
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(redis_url)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
