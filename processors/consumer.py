@@ -241,17 +241,39 @@ class SliceFlow:
         if pipeline.dedupe is not None:
             await pipeline.dedupe.confirm(result.events)
         failpoint("processor.after_confirm")
-        try:
-            await consumer.commit(self.offsets)
-        except CommitFailedError as exc:
-            # Partitions moved to another member mid-batch: it re-reads them, dedupe drops the repeats.
-            log.warning("commit failed after a rebalance", extra={"error": repr(exc)})
+        committed = await _commit_owned(consumer, self.offsets)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
-        _record_lag(consumer, self.offsets)
+        _record_lag(consumer, committed)
+
+
+async def _commit_owned(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
+    """Commits the offsets of the partitions this member still owns. A slice outlives a rebalance
+    (its records were published, its claims confirmed): the partitions that moved are re-read by their
+    new owner and dedupe drops the repeats, so their offsets are simply not ours to commit any more."""
+    owned = consumer.assignment()
+    mine = {tp: offset for tp, offset in offsets.items() if tp in owned}
+    if len(mine) < len(offsets):
+        log.info("partitions moved mid-slice; their new owner re-reads them", extra={"moved": len(offsets) - len(mine)})
+    if not mine:
+        return mine
+    try:
+        await consumer.commit(mine)
+    except CommitFailedError as exc:
+        # The group moved on while committing: the same as above, for every partition of the slice.
+        log.warning("commit failed after a rebalance", extra={"error": repr(exc)})
+        return {}
+    except KafkaError as exc:
+        # A later slice commits further; until then a restart redelivers, which dedupe turns into nothing.
+        log.warning("commit failed", extra={"error": repr(exc)})
+        return {}
+    return mine
 
 
 def _record_lag(consumer: AIOKafkaConsumer, next_offsets: dict[TopicPartition, int]) -> None:
+    owned = consumer.assignment()  # highwater() asserts ownership, which a rebalance may just have ended
     for tp, next_offset in next_offsets.items():
+        if tp not in owned:
+            continue
         highwater = consumer.highwater(tp)
         if highwater is not None:
             metrics.LAG.labels(str(tp.partition)).set(max(0, highwater - next_offset))

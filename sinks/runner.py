@@ -405,9 +405,10 @@ class SinkRunner:
             # The next batch commits further; until then a restart redelivers, which is harmless.
             log.warning("commit failed", extra={"sink": self.name, "error": repr(exc)})
             return
+        owned = consumer.assignment()  # highwater() asserts ownership, which a rebalance may just have ended
         for tp, offset in offsets.items():
             self.committed[tp.partition] = offset
-            highwater = consumer.highwater(tp)
+            highwater = consumer.highwater(tp) if tp in owned else None
             if highwater is not None:
                 metrics.LAG.labels(self.name, str(tp.partition)).set(max(0, highwater - offset))
 

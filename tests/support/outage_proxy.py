@@ -11,11 +11,13 @@ from espwire.broker import EmbeddedBroker, free_port
 
 
 class OutageProxy:
-    """Forwards 127.0.0.1:<port> to a target; ``cut()`` drops every connection and refuses new ones."""
+    """Forwards 127.0.0.1:<port> to a target; ``cut()`` drops every connection and refuses new ones;
+    ``delay`` (seconds, changeable at any time) holds each chunk that long each way: a slow network."""
 
-    def __init__(self, target_host: str, target_port: int, port: int | None = None) -> None:
+    def __init__(self, target_host: str, target_port: int, port: int | None = None, delay: float = 0.0) -> None:
         self.target = (target_host, target_port)
         self.port = port or free_port()
+        self.delay = delay
         self._server: asyncio.Server | None = None
         self._cut = False
         self._writers: set[asyncio.StreamWriter] = set()
@@ -60,6 +62,8 @@ class OutageProxy:
     async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
         try:
             while chunk := await src.read(65536):
+                if self.delay:
+                    await asyncio.sleep(self.delay)
                 dst.write(chunk)
                 await dst.drain()
         except (ConnectionError, OSError, asyncio.CancelledError):
