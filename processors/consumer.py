@@ -216,6 +216,7 @@ class SliceFlow:
             if previous is not None and not await asyncio.shield(previous.handed_over):
                 raise RuntimeError("an earlier slice failed")
             result = await pipeline.stages(events, dead)
+            failpoint("processor.before_publish")  # claimed, not published: the next owner finds them in doubt
             try:
                 acked = await publisher.send(result.outgoing)
             except Exception:

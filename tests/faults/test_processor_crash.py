@@ -18,7 +18,9 @@ from tests.support.kafka import consume_all, produce
 from tests.support.processor import forget_keys, sparkpost_batch, start_processor
 
 
-@pytest.mark.parametrize("failpoint", ["processor.after_publish", "processor.after_confirm"])
+@pytest.mark.parametrize(
+    "failpoint", ["processor.before_publish", "processor.after_publish", "processor.after_confirm"]
+)
 async def test_killed_processor_gives_each_event_once(
     kafka_bootstrap: str, redis_url: str, tmp_path: Path, failpoint: str
 ) -> None:
