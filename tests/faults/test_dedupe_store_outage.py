@@ -5,7 +5,6 @@ it keeps publishing without dedupe. Real broker, real Redis behind a TCP proxy t
 from __future__ import annotations
 
 import asyncio
-import re
 import subprocess
 import uuid
 from collections import Counter
@@ -22,7 +21,7 @@ from espwire.topics import Topics, ensure_topics
 from tests.deploy.processes import wait_http_ok
 from tests.support.kafka import consume_all, produce
 from tests.support.outage_proxy import OutageProxy
-from tests.support.processor import forget_keys, sparkpost_batch, start_processor
+from tests.support.processor import forget_keys, metric_value, sparkpost_batch, start_processor
 
 BATCH = 50
 
@@ -49,13 +48,8 @@ async def _readiness(url: str) -> int:
             return response.status
 
 
-async def _store_up(url: str) -> float:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
-        async with session.get(f"{url}/metrics") as response:
-            text = await response.text()
-    found = re.search(r'^espwire_dedupe_store_up\{store="redis"\} (\S+)$', text, re.MULTILINE)
-    assert found, "the processor exports espwire_dedupe_store_up"
-    return float(found.group(1))
+async def _store_up(url: str) -> float | None:
+    return await metric_value(url, "espwire_dedupe_store_up", store="redis")
 
 
 async def _until_readiness(url: str, status: int, processor: subprocess.Popen[bytes], timeout: float) -> None:
@@ -104,6 +98,8 @@ async def test_an_unreachable_store_pauses_or_passes_and_loses_nothing(
             await _post(kafka_bootstrap, topics.raw, _envelope(0, "req-0-retry"))
             await _until_readiness(url, 503, processor, timeout=30)
             assert await _store_up(url) == 0.0
+            errors = await metric_value(url, "espwire_dedupe_store_errors_total", store="redis", operation="begin")
+            assert errors is not None and errors >= 1
             await asyncio.sleep(2)
             during = await consume_all(kafka_bootstrap, topics.events, idle_seconds=2, timeout=30)
             assert len(during) == BATCH, "paused: nothing published without dedupe"
@@ -112,6 +108,7 @@ async def test_an_unreachable_store_pauses_or_passes_and_loses_nothing(
             assert len(_ids(during)) == 2 * BATCH, "passed: the batch came out without the store"
             assert await _store_up(url) == 0.0
             assert await _readiness(url) == 200, "passing events on, the processor stays ready"
+            assert await metric_value(url, "espwire_dedupe_store_errors_total", store="redis", operation="begin")
         assert processor.poll() is None
 
         proxy.restore()
