@@ -13,7 +13,7 @@ from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from espwire.event import Provider
@@ -136,6 +136,10 @@ class DedupeConfig(Section):
     sqlite_purge_seconds: float = Field(default=300.0, gt=0)
 
 
+# A PostgreSQL table name, optionally schema-qualified (quoted when queried).
+_TABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_$]{0,62}(\.[A-Za-z_][A-Za-z0-9_$]{0,62})?$"
+
+
 class EnrichConfig(Section):
     user_agent: bool = True
     geoip: bool = True
@@ -155,7 +159,18 @@ class EnrichConfig(Section):
     bot_click_scanner_asns: list[int] = Field(default_factory=list)
     user_agent_cache_size: int = Field(default=10_000, ge=0)
     bounce_class: bool = True
+    # Campaign attributes by campaign or mailing id: a CSV file, or a PostgreSQL table of the same
+    # columns (campaign_id and/or mailing_id, then any others), re-read every campaign_refresh_seconds.
     campaign_csv: Path | None = None
+    campaign_dsn: SecretStr | None = None
+    campaign_table: str = Field(default="campaign_context", pattern=_TABLE_NAME)
+    campaign_refresh_seconds: float = Field(default=60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_campaign_table(self) -> EnrichConfig:
+        if self.campaign_csv is not None and self.campaign_dsn is not None:
+            raise ValueError("set campaign_csv or campaign_dsn, not both")
+        return self
 
 
 class SinkConfig(Section):

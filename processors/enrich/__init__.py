@@ -11,7 +11,7 @@ from espwire.config import EnrichConfig
 from processors.enrich.base import Enricher, enrich_all, note_error
 from processors.enrich.bot_click import BotClickEnricher, MessageStateStore
 from processors.enrich.bounce_class import BounceClassEnricher
-from processors.enrich.campaign_context import CampaignContextEnricher
+from processors.enrich.campaign_context import CampaignContextEnricher, CsvTable, PostgresTable
 from processors.enrich.geoip import GeoIpEnricher
 from processors.enrich.machine_open import MachineOpenEnricher
 from processors.enrich.mailbox_provider import MailboxProviderEnricher
@@ -46,7 +46,12 @@ def build_enrichers(config: EnrichConfig, store: MessageStateStore | None) -> li
             )
         )
     if config.campaign_csv is not None:
-        enrichers.append(CampaignContextEnricher(config.campaign_csv))
+        enrichers.append(CampaignContextEnricher(CsvTable(config.campaign_csv)))
+    elif config.campaign_dsn is not None:
+        table = PostgresTable(
+            config.campaign_dsn.get_secret_value(), config.campaign_table, check_seconds=config.campaign_refresh_seconds
+        )
+        enrichers.append(CampaignContextEnricher(table))
     return enrichers
 
 

@@ -78,3 +78,18 @@ def test_the_commented_sink_examples_are_valid(tmp_path: Path) -> None:
     assert [s.type for s in settings.sinks] == ["files", "postgres", "suppression", "kafka_router", "http_forward"]
     for sink in settings.sinks:
         build_sink(sink, settings)
+
+
+def test_campaign_context_takes_one_table_with_a_valid_name(tmp_path: Path) -> None:
+    both = tmp_path / "both.toml"
+    both.write_text('[enrich]\ncampaign_csv = "c.csv"\ncampaign_dsn = "postgresql://x@127.0.0.1/db"\n')
+    with pytest.raises(ConfigError, match="campaign_csv or campaign_dsn, not both"):
+        load_settings(both)
+    bad_name = tmp_path / "name.toml"
+    bad_name.write_text('[enrich]\ncampaign_dsn = "postgresql://x@127.0.0.1/db"\ncampaign_table = "a; drop"\n')
+    with pytest.raises(ConfigError) as error:
+        load_settings(bad_name)
+    assert "enrich.campaign_table" in str(error.value)
+    good = tmp_path / "good.toml"
+    good.write_text('[enrich]\ncampaign_dsn = "postgresql://x@127.0.0.1/db"\ncampaign_table = "crm.campaigns"\n')
+    assert load_settings(good).enrich.campaign_table == "crm.campaigns"
