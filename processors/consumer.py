@@ -68,10 +68,10 @@ async def run_processor(
     status: ProcessorStatus | None = None,
 ) -> None:
     topics = Topics(settings.kafka.topic_prefix)
-    await ensure_topics(bootstrap, topics.core(), settings.kafka.partitions, settings.kafka.replication)
     closeables: list[object] = []
-    if pipeline is None:
+    if pipeline is None:  # first: a configuration error (a missing GeoIP file) is named before Kafka is tried
         pipeline, closeables = await build_stages(settings, bootstrap)
+    await ensure_topics(bootstrap, topics.core(), settings.kafka.partitions, settings.kafka.replication)
     conf = settings.processor
     consumer = AIOKafkaConsumer(
         topics.raw,

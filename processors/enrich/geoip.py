@@ -149,6 +149,10 @@ class GeoIpEnricher:
         cache_size: int = 50_000,
         lookup_reserved: bool = False,
     ) -> None:
+        for option, path in (("geoip_city_db", city_db), ("geoip_asn_db", asn_db)):
+            if path is not None and not path.is_file():
+                # At start-up, not as a note on every event later: a wrong path is a configuration error.
+                raise FileNotFoundError(f"[enrich] {option}: {path} is not a file")
         self._paths = (city_db, asn_db)
         # Only files the user chose may know such addresses; the bundled data has nothing for them.
         self._lookup_reserved = lookup_reserved and (city_db is not None or asn_db is not None)

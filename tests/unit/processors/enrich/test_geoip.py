@@ -107,3 +107,10 @@ async def test_reserved_addresses_looked_up_only_when_asked_and_only_in_configur
     assert await geo_of(GeoIpEnricher(path, None, lookup_reserved=True), "10.1.2.3") is not None
     # The bundled database has nothing for such addresses: the option does not apply to it.
     assert await geo_of(GeoIpEnricher(lookup_reserved=True), "192.0.2.7") is None
+
+
+def test_a_configured_database_that_is_not_there_stops_the_start(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"\[enrich\] geoip_asn_db: .*missing.mmdb is not a file"):
+        GeoIpEnricher(None, tmp_path / "missing.mmdb")
+    with pytest.raises(FileNotFoundError, match=r"geoip_city_db"):
+        GeoIpEnricher(tmp_path, None)  # a directory is no database either
