@@ -29,6 +29,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from espwire.event import CanonicalEvent
 from processors.dedupe import Claim, ClaimEntry, ClaimStatus, DedupeStore, DedupeStoreError
+from processors.dedupe.backoff import StoreBackoff
 from processors.dedupe.metrics import CONFLICTS, DUPLICATES_DROPPED, STORE_UP
 from processors.normalize import freeze_raw
 
@@ -114,6 +115,7 @@ class Deduplicator:
     store_ok: bool = True
     _claimed: dict[str, ClaimEntry] = field(default_factory=dict)  # ours, published or about to be, not yet done
     _filtering: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _pass_backoff: StoreBackoff = field(default_factory=StoreBackoff)
 
     def __post_init__(self) -> None:
         STORE_UP.labels(self.store.name).set(1)
@@ -219,13 +221,17 @@ class Deduplicator:
     async def _begin(self, entries: list[ClaimEntry]) -> list[Claim] | None:
         delay = 0.1
         while True:
+            if self.on_store_error == "pass" and not self._pass_backoff.may_try():
+                return None  # failed a moment ago: pass this batch on without waiting for another timeout
             try:
                 claims = await self.store.begin(entries, self.owner, self.lease_seconds)
                 self._store_answered(True)
+                self._pass_backoff.succeeded()
                 return claims
             except DedupeStoreError as exc:
                 self._store_answered(False)
                 if self.on_store_error == "pass":
+                    self._pass_backoff.failed()
                     log.error("dedupe store down; publishing without dedupe", extra={"error": repr(exc)})
                     return None
                 log.error("dedupe store down; pausing", extra={"error": repr(exc), "retry_in": delay})

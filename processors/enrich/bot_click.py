@@ -16,6 +16,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, Protocol
 
+from processors.dedupe.backoff import StoreBackoff
 from processors.dedupe.base import MessageEvent, MessageState
 from processors.enrich import metrics
 from processors.enrich.base import Event, note_error, per_event_failure
@@ -88,6 +89,7 @@ class BotClickEnricher:
         self._after_delivery = seconds_after_delivery
         self._ttl = state_ttl_seconds
         self._scanner_asns = frozenset(scanner_asns)
+        self._backoff = StoreBackoff()
 
     def _static_rules(self, data: dict[str, Any]) -> str | None:
         client = data.get("client") or {}
@@ -106,6 +108,13 @@ class BotClickEnricher:
             if network:
                 return f"scanner_network:{network}"
         return None
+
+    def _timing_skipped(self, timed: list[tuple[Event, float]], why: BaseException | str) -> None:
+        """Store down: the clicks keep their agent/network verdict; the note says timing was not checked."""
+        clicks = [event for event, _ in timed if event["type"] == "email.clicked"]
+        metrics.ENRICH_ERRORS.labels(self.name).inc(len(clicks))
+        for event in clicks:
+            note_error(event, self.name, f"timing rules skipped: {why}")
 
     def _timing_rule(self, moment: float, state: MessageState) -> str | None:
         if state.delivered_at is not None and 0 <= moment - state.delivered_at <= self._after_delivery:
@@ -139,15 +148,16 @@ class BotClickEnricher:
                 per_event_failure(self.name, event, exc)
         if not items or self._store is None:
             return
+        if not self._backoff.may_try():  # failed a moment ago: not another client timeout per batch
+            self._timing_skipped(timed, "store down a moment ago, not tried")
+            return
         try:
             states = await self._store.note_message_events(items, self._ttl)
         except Exception as exc:
-            # Store down: the clicks keep their agent/network verdict; the note says timing was not checked.
-            clicks = [event for event, _ in timed if event["type"] == "email.clicked"]
-            metrics.ENRICH_ERRORS.labels(self.name).inc(len(clicks))
-            for event in clicks:
-                note_error(event, self.name, f"timing rules skipped: {exc}")
+            self._backoff.failed()
+            self._timing_skipped(timed, exc)
             return
+        self._backoff.succeeded()
         for (event, moment), state in zip(timed, states, strict=True):
             click = event["data"].get("click")
             if click is None or click["bot"]:

@@ -125,3 +125,43 @@ async def test_an_unreachable_store_pauses_or_passes_and_loses_nothing(
     assert len(ids) == 3 * BATCH, "no event lost"
     assert [i for i, n in ids.items() if n > 1] == [], "no event twice"
     assert returncode == 0, (tmp_path / "processor.log").read_text()[-3000:]
+
+
+async def test_passing_on_a_hanging_store_does_not_wait_a_timeout_per_batch(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path
+) -> None:
+    """A store that takes connections and never answers costs one client timeout (5 s), not one per
+    batch: after a failure dedupe and the bot-click rules leave it alone for a while (StoreBackoff)."""
+    prefix = f"hang{uuid.uuid4().hex[:8]}"
+    topics = Topics(prefix)
+    await ensure_topics(kafka_bootstrap, topics.core(), 1)
+    target = urlsplit(redis_url)
+    proxy = OutageProxy(target.hostname or "127.0.0.1", target.port or 6379)
+    await proxy.start()
+    metrics_port = free_port()
+    url = f"http://127.0.0.1:{metrics_port}"
+    processor = start_processor(
+        kafka_bootstrap,
+        prefix,
+        tmp_path,
+        f"redis://127.0.0.1:{proxy.port}{target.path or '/0'}",
+        metrics_port=metrics_port,
+        # One request a slice: twelve slices, each of which would wait out the timeout without the back-off.
+        extra_env={"ESPWIRE_DEDUPE_ON_STORE_ERROR": "pass", "ESPWIRE_PROCESSOR_MAX_BATCH_BYTES": "1024"},
+    )
+    try:
+        await wait_http_ok(f"{url}/readyz", 60)
+        proxy.delay = 3600.0  # every byte either way is held: the store hangs
+        await _post(kafka_bootstrap, topics.raw, *(_envelope(n, f"req-{n}") for n in range(12)))
+        started = asyncio.get_running_loop().time()
+        out = await consume_all(kafka_bootstrap, topics.events, expect=12 * BATCH, idle_seconds=1, timeout=90)
+        took = asyncio.get_running_loop().time() - started
+        assert len(_ids(out)) == 12 * BATCH
+        # A 5 s timeout a slice would take a minute (61 s measured without the back-off, 14 s with it).
+        assert took < 35, f"{took:.0f} s for twelve slices on a hanging store"
+        assert await _store_up(url) == 0.0
+    finally:
+        processor.terminate()
+        await asyncio.to_thread(processor.wait, 30)
+        await proxy.stop()
+        await forget_keys(redis_url, f"test:{prefix}:")
