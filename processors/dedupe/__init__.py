@@ -6,6 +6,7 @@ file in the data dir, for ``espwire dev``) or memory (unit tests). See ``base`` 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from espwire.config import DedupeConfig
@@ -23,6 +24,8 @@ from processors.dedupe.redis import RedisDedupeStore
 from processors.dedupe.sqlite import SqliteDedupeStore
 
 SQLITE_FILE = "dedupe.sqlite3"
+
+log = logging.getLogger("espwire.dedupe")
 
 __all__ = [
     "SQLITE_FILE",
@@ -46,4 +49,7 @@ def build_store(config: DedupeConfig, datadir: Path) -> DedupeStore:
         return RedisDedupeStore.from_url(config.redis_url, config.key_prefix)
     if config.store == "sqlite":
         return SqliteDedupeStore(datadir / SQLITE_FILE, purge_interval_seconds=config.sqlite_purge_seconds)
+    log.warning(
+        "dedupe store 'memory': ids are forgotten at every restart, so redeliveries after one come out again; for tests only"
+    )
     return MemoryDedupeStore()

@@ -1,5 +1,5 @@
 """Dedupe through a real processor, broker and Redis: a provider's retry is dropped and counted by
-provider and source; the same event id with other content (in a later request or within one) goes
+provider and source (SparkPost's event ids, and Falconide's content fingerprints); the same event id with other content (in a later request or within one) goes
 to espwire.dlq as conflicting_duplicate, counted, while the first content stays the one published."""
 
 from __future__ import annotations
@@ -20,8 +20,11 @@ from tests.support.kafka import consume_all, produce
 from tests.support.processor import forget_keys, metric_value, sparkpost_batch, start_processor
 
 
-def _request(request_id: str, body: bytes) -> Envelope:
-    return Envelope("sparkpost", "sparkpost", request_id, "2026-11-24T00:00:00Z", "POST", "application/json", body)
+def _request(request_id: str, body: bytes, provider: str = "sparkpost") -> Envelope:
+    return Envelope(provider, provider, request_id, "2026-11-24T00:00:00Z", "POST", "application/json", body)
+
+
+FALCONIDE = Path(__file__).parents[1] / "data" / "providers" / "falconide" / "all_events_array.body"
 
 
 def _with_other_recipients(body: bytes) -> bytes:
@@ -45,6 +48,10 @@ async def test_retries_are_dropped_and_conflicts_dead_lettered_and_counted(
         _request("req-retry", original),  # SparkPost's retry: the same body
         _request("req-conflict", _with_other_recipients(sparkpost_batch(0, 5))),  # 5 known ids, other content
         _request("req-within", within),  # one new id, twice, with two contents
+        # Falconide gives no event ids (ids are content fingerprints) and never retries, but a replay or
+        # a proxy in front of espwire may send a request twice: its nine events still come out once.
+        _request("req-falconide", FALCONIDE.read_bytes(), "falconide"),
+        _request("req-falconide-again", FALCONIDE.read_bytes(), "falconide"),
     ]
     await produce(kafka_bootstrap, topics.raw, [(e.key, e.body, e.kafka_headers()) for e in requests])
     metrics_port = free_port()
@@ -52,11 +59,14 @@ async def test_retries_are_dropped_and_conflicts_dead_lettered_and_counted(
     processor = start_processor(kafka_bootstrap, prefix, tmp_path, redis_url, metrics_port=metrics_port)
     try:
         await wait_http_ok(f"{url}/readyz", 60)
-        events = await consume_all(kafka_bootstrap, topics.events, expect=11, idle_seconds=3, timeout=60)
+        events = await consume_all(kafka_bootstrap, topics.events, expect=20, idle_seconds=3, timeout=60)
         dead = await consume_all(kafka_bootstrap, topics.dlq, expect=6, idle_seconds=2, timeout=30)
         conflicts = await metric_value(url, "espwire_dedupe_conflicts_total", provider="sparkpost", source="sparkpost")
         dropped = await metric_value(
             url, "espwire_dedupe_duplicates_dropped_total", provider="sparkpost", source="sparkpost"
+        )
+        falconide_dropped = await metric_value(
+            url, "espwire_dedupe_duplicates_dropped_total", provider="falconide", source="falconide"
         )
         claims = await metric_value(url, "espwire_dedupe_store_seconds_count", store="redis", operation="begin")
         dead_letters = await metric_value(url, "espwire_processor_dead_letters_total", reason="conflicting_duplicate")
@@ -67,7 +77,8 @@ async def test_retries_are_dropped_and_conflicts_dead_lettered_and_counted(
 
     published = [orjson.loads(r.value) for r in events]
     ids = Counter(e["id"] for e in published)
-    assert len(ids) == 11 and max(ids.values()) == 1, "each id once: 10 from the first request, 1 new"
+    assert len(ids) == 20 and max(ids.values()) == 1, "each id once: 10 + 1 SparkPost, 9 Falconide"
+    assert sum(e["data"]["provider"] == "falconide" for e in published) == 9
     assert all(e["subject"] != "someone.else@example.com" for e in published), "the first content stays"
     reasons = [orjson.loads(dict(r.headers)[DLQ_HEADER])["reason"] for r in dead]
     assert reasons == ["conflicting_duplicate"] * 6
@@ -75,4 +86,5 @@ async def test_retries_are_dropped_and_conflicts_dead_lettered_and_counted(
     assert dict(dead[0].headers)["ce_id"].decode() in ids, "the dead letter names the id it conflicts with"
     assert conflicts == 6 and dead_letters == 6
     assert dropped == 10, "the retry's ten events, counted by provider and source"
+    assert falconide_dropped == 9
     assert claims is not None and claims >= 1, "store latency is recorded"

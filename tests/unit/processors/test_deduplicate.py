@@ -68,3 +68,29 @@ def test_fingerprints_stay_what_the_store_already_holds() -> None:
         event["data"]["raw"] = raw
         legacy = orjson.dumps([event["type"], raw], option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
         assert content_fingerprint(event) == hashlib.blake2b(legacy, digest_size=16).hexdigest()
+
+
+async def test_each_source_keeps_ids_for_its_own_window(redis_url: str) -> None:
+    """``dedupe_window_hours`` of a source: its ids expire from the store after that window, the rest after
+    the default one (the expiry Redis holds for each id, claim and done alike)."""
+    prefix = f"test:{uuid.uuid4().hex}:"
+    store = RedisDedupeStore.from_url(redis_url, prefix)
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        dedupe = Deduplicator(store, window_seconds=72 * 3600.0, source_windows={"short": 1800.0})
+        long_lived, short_lived = _event(1), _event(2)
+        short_lived["data"]["source_id"] = "short"
+        kept, _ = await dedupe.filter([long_lived, short_lived])
+        assert len(kept) == 2
+        pending = {e["id"]: await client.pttl(f"{prefix}{e['id']}") for e in kept}
+        await dedupe.confirm(kept)
+        done = {e["id"]: await client.pttl(f"{prefix}{e['id']}") for e in kept}
+        for ttl in (pending, done):
+            assert 1_790_000 < ttl["evt-2"] <= 1_800_000
+            assert 72 * 3_600_000 - 10_000 < ttl["evt-1"] <= 72 * 3_600_000
+    finally:
+        await store.close()
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()

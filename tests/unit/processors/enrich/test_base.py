@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from espwire.event import EVENT_ADAPTER
 from processors.enrich import enrich_all
 from processors.enrich.metrics import ENRICH_ERRORS, ENRICH_SECONDS
@@ -46,3 +48,21 @@ async def test_a_failing_enricher_leaves_a_note_and_the_next_one_still_runs() ->
 
 async def test_an_empty_batch_is_a_no_op() -> None:
     await enrich_all([Exploding()], [])
+
+
+def test_each_enricher_is_switched_on_and_off_by_its_own_option(tmp_path: Path) -> None:
+    from espwire.config import EnrichConfig
+    from processors.dedupe import MemoryDedupeStore
+    from processors.enrich import build_enrichers
+
+    flags = ("user_agent", "geoip", "mailbox_provider", "bounce_class", "machine_open", "bot_click")
+    every = [e.name for e in build_enrichers(EnrichConfig(), MemoryDedupeStore())]
+    assert every == ["user_agent", "geoip", "mailbox_provider", "bounce_class", "machine_open", "bot_click"]
+    assert build_enrichers(EnrichConfig(**dict.fromkeys(flags, False)), None) == []
+    for flag in flags:
+        names = [e.name for e in build_enrichers(EnrichConfig(**{flag: False}), MemoryDedupeStore())]
+        assert names == [name for name in every if name != flag]
+    table = tmp_path / "campaigns.csv"
+    table.write_text("campaign_id,team\nc1,growth\n")
+    with_table = build_enrichers(EnrichConfig(**dict.fromkeys(flags, False), campaign_csv=table), None)
+    assert [e.name for e in with_table] == ["campaign_context"]
