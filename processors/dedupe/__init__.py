@@ -49,7 +49,6 @@ def build_store(config: DedupeConfig, datadir: Path) -> DedupeStore:
         return RedisDedupeStore.from_url(config.redis_url, config.key_prefix)
     if config.store == "sqlite":
         return SqliteDedupeStore(datadir / SQLITE_FILE, purge_interval_seconds=config.sqlite_purge_seconds)
-    log.warning(
-        "dedupe store 'memory': ids are forgotten at every restart, so redeliveries after one come out again; for tests only"
-    )
+    # Accepted so tests and experiments can run without Redis or a data dir, but said out loud.
+    log.warning("dedupe store 'memory' forgets every id at a restart (redeliveries come out again): for tests only")
     return MemoryDedupeStore()

@@ -1,6 +1,7 @@
 """Dedupe through a real processor, broker and Redis: a provider's retry is dropped and counted by
-provider and source (SparkPost's event ids, and Falconide's content fingerprints); the same event id with other content (in a later request or within one) goes
-to espwire.dlq as conflicting_duplicate, counted, while the first content stays the one published."""
+provider and source (SparkPost's event ids, and Falconide's content fingerprints); the same event id
+with other content (in a later request or within one) goes to espwire.dlq as conflicting_duplicate,
+counted, while the first content stays the one published."""
 
 from __future__ import annotations
 
