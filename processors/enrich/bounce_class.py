@@ -337,7 +337,9 @@ class BounceClassEnricher:
             category = hinted
         elif category == "undetermined" and data.get("provider") == "pure360":
             category = _PURE360.get(str(data.get("provider_event_type", "")).upper(), category)
-        if category != "undetermined" or not bounce.get("category"):
+        # One vocabulary (CATEGORIES) for every provider: an adapter's own name (SparkPost's "no_rcpt" for
+        # class 30) gives way even to "undetermined"; class_code keeps what the provider said.
+        if category != "undetermined" or bounce.get("category") not in CATEGORIES:
             bounce["category"] = category
         if bounce.get("severity") in (None, "undetermined"):
             bounce["inferred_severity"] = severity_for(category, permanence)

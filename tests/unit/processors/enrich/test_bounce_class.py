@@ -82,6 +82,13 @@ async def test_falconide_reason_id_and_pure360_trigger() -> None:
         "falconide", {"severity": "undetermined", "class_code": "342", "reason": "The email account does not exist"}
     )
     assert (falconide["category"], best_severity(falconide)) == ("mailbox_unknown", "hard")
+    # The id alone decides when the reply says nothing a rule knows.
+    by_id = await _enrich("falconide", {"severity": "undetermined", "class_code": "342", "reason": "Delivery failed"})
+    assert by_id["category"] == "mailbox_unknown"
+    unknown_id = await _enrich(
+        "falconide", {"severity": "undetermined", "class_code": "9", "reason": "Delivery failed"}
+    )
+    assert unknown_id["category"] == "undetermined"
     pure360 = await _enrich("pure360", {"severity": "block"}, provider_event_type="BLOCKED")
     assert (pure360["category"], best_severity(pure360)) == ("policy_block", "block")
 
@@ -98,3 +105,22 @@ def test_severity_rule() -> None:
     assert severity_for("undetermined", None) == "undetermined"
     assert severity_for("undetermined", "5") == "hard"
     assert classify("", None, None) == ("undetermined", None)
+
+
+async def test_every_sparkpost_class_ends_in_the_one_vocabulary() -> None:
+    """The adapter names SparkPost's classes in SparkPost's words (no_rcpt, generic_bounce, ...); with the
+    enricher on, every bounce's category is one of CATEGORIES, whatever the class and with no reply text."""
+    from espwire.envelope import Envelope
+    from processors.adapters import ADAPTERS
+
+    body = (TABLE.parents[1] / "providers" / "sparkpost" / "bounce_classes.body").read_bytes()
+    envelope = Envelope("sp", "sparkpost", "r", "2026-11-24T00:00:00Z", "POST", "application/json", body)
+    events: list[Any] = ADAPTERS["sparkpost"].adapt(envelope).events
+    for event in events:
+        for field in ("reason", "smtp_status", "enhanced_status"):  # the class alone
+            event["data"]["bounce"].pop(field, None)
+    await BounceClassEnricher().enrich_batch(events)
+    categories = {e["data"]["bounce"]["class_code"]: e["data"]["bounce"]["category"] for e in events}
+    assert len(categories) >= 19
+    assert set(categories.values()) <= set(CATEGORIES), categories
+    assert categories["10"] == "mailbox_unknown" and categories["30"] == "undetermined"
