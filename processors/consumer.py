@@ -32,6 +32,9 @@ from processors.stages import build_stages
 
 log = logging.getLogger("espwire.processor")
 
+# On SIGTERM, how long the slices under way get to finish (a Kubernetes pod gets 30 s in all).
+STOP_DRAIN_SECONDS = 10.0
+
 
 @dataclass
 class ProcessorStatus:
@@ -107,17 +110,30 @@ async def run_processor(
             # One fetch can hold thousands of SparkPost batches: work in slices of a bounded size, so
             # adapting one slice overlaps with the round trips of the previous ones and memory stays flat.
             for records, offsets in slices(batch, conf.max_batch_bytes):
-                while len(in_flight) >= max_flows:
+                while len(in_flight) >= max_flows and await _finished_unless_stopped(in_flight[0], stop):
                     await in_flight.popleft().done
+                if stop.is_set():  # the rest of this fetch is not ours to start: it is redelivered
+                    break
                 started = time.perf_counter()
                 events, dead = await adapt_in_steps(pipeline, records)
                 previous = in_flight[-1] if in_flight else None
                 in_flight.append(SliceFlow(consumer, pipeline, publisher, events, dead, offsets, started, previous))
+        # Stopping: what is under way normally ends in milliseconds; a slice stuck on a store that does not
+        # answer is given STOP_DRAIN_SECONDS, then cancelled below (a SIGTERM must not wait for Redis).
+        deadline = asyncio.get_running_loop().time() + STOP_DRAIN_SECONDS
         while in_flight:
-            await in_flight.popleft().done
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                log.warning(
+                    "slices still under way at stop; cancelled, they are redelivered", extra={"slices": len(in_flight)}
+                )
+                break
+            await asyncio.wait({in_flight[0].done}, timeout=left)
+            if in_flight[0].done.done():
+                await in_flight.popleft().done
     finally:
-        # Stopping on an error: what is not committed is redelivered to the next owner (dedupe drops
-        # what was already published).
+        # Stopping on an error, or slices that outlived the drain: what is not committed is redelivered to
+        # the next owner (dedupe drops what was already published; claims not published are in doubt).
         for flow in in_flight:
             flow.done.cancel()
         await asyncio.gather(*(flow.done for flow in in_flight), return_exceptions=True)
@@ -131,6 +147,17 @@ async def run_processor(
         if status is not None:
             status.started = False
         log.info("processor stopped")
+
+
+async def _finished_unless_stopped(flow: SliceFlow, stop: asyncio.Event) -> bool:
+    """Waits for the oldest slice; False if a stop came first (the slice goes on, the caller stops)."""
+    if not flow.done.done():
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({flow.done, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+    return flow.done.done()
 
 
 async def adapt_in_steps(

@@ -19,27 +19,32 @@ from espwire.broker import free_port
 from espwire.envelope import Envelope
 from espwire.topics import Topics, ensure_topics
 from tests.deploy.processes import wait_http_ok
-from tests.support.kafka import consume_all, produce
+from tests.support.kafka import consume_all
 from tests.support.outage_proxy import OutageProxy
-from tests.support.processor import forget_keys, metric_value, sparkpost_batch, start_processor
+from tests.support.processor import forget_keys, metric_value, post_raw, sparkpost_request, start_processor
 
 BATCH = 50
 
 
 def _envelope(batch: int, request_id: str) -> Envelope:
-    return Envelope(
-        "sparkpost",
-        "sparkpost",
-        request_id,
-        "2026-11-24T00:00:00Z",
-        "POST",
-        "application/json",
-        sparkpost_batch(batch, BATCH),
-    )
+    return sparkpost_request(batch, BATCH, request_id)
 
 
 async def _post(bootstrap: str, topic: str, *envelopes: Envelope) -> None:
-    await produce(bootstrap, topic, [(e.key, e.body, e.kafka_headers()) for e in envelopes])
+    await post_raw(bootstrap, topic, list(envelopes))
+
+
+async def _processor_behind_proxy(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path, prefix: str, env: dict[str, str]
+) -> tuple[OutageProxy, str, subprocess.Popen[bytes]]:
+    """A proxy in front of Redis, and a processor that reaches Redis through it (with its /metrics URL)."""
+    target = urlsplit(redis_url)
+    proxy = OutageProxy(target.hostname or "127.0.0.1", target.port or 6379)
+    await proxy.start()
+    metrics_port = free_port()
+    store_url = f"redis://127.0.0.1:{proxy.port}{target.path or '/0'}"
+    processor = start_processor(kafka_bootstrap, prefix, tmp_path, store_url, metrics_port=metrics_port, extra_env=env)
+    return proxy, f"http://127.0.0.1:{metrics_port}", processor
 
 
 async def _readiness(url: str) -> int:
@@ -71,19 +76,8 @@ async def test_an_unreachable_store_pauses_or_passes_and_loses_nothing(
     prefix = f"outage{uuid.uuid4().hex[:8]}"
     topics = Topics(prefix)
     await ensure_topics(kafka_bootstrap, topics.core(), 2)
-    target = urlsplit(redis_url)
-    proxy = OutageProxy(target.hostname or "127.0.0.1", target.port or 6379)
-    await proxy.start()
-    metrics_port = free_port()
-    url = f"http://127.0.0.1:{metrics_port}"
-    processor = start_processor(
-        kafka_bootstrap,
-        prefix,
-        tmp_path,
-        f"redis://127.0.0.1:{proxy.port}{target.path or '/0'}",
-        metrics_port=metrics_port,
-        extra_env={"ESPWIRE_DEDUPE_ON_STORE_ERROR": on_store_error},
-    )
+    env = {"ESPWIRE_DEDUPE_ON_STORE_ERROR": on_store_error}
+    proxy, url, processor = await _processor_behind_proxy(kafka_bootstrap, redis_url, tmp_path, prefix, env)
     try:
         await wait_http_ok(f"{url}/readyz", 60)
         await _post(kafka_bootstrap, topics.raw, _envelope(0, "req-0"))
@@ -135,20 +129,9 @@ async def test_passing_on_a_hanging_store_does_not_wait_a_timeout_per_batch(
     prefix = f"hang{uuid.uuid4().hex[:8]}"
     topics = Topics(prefix)
     await ensure_topics(kafka_bootstrap, topics.core(), 1)
-    target = urlsplit(redis_url)
-    proxy = OutageProxy(target.hostname or "127.0.0.1", target.port or 6379)
-    await proxy.start()
-    metrics_port = free_port()
-    url = f"http://127.0.0.1:{metrics_port}"
-    processor = start_processor(
-        kafka_bootstrap,
-        prefix,
-        tmp_path,
-        f"redis://127.0.0.1:{proxy.port}{target.path or '/0'}",
-        metrics_port=metrics_port,
-        # One request a slice: twelve slices, each of which would wait out the timeout without the back-off.
-        extra_env={"ESPWIRE_DEDUPE_ON_STORE_ERROR": "pass", "ESPWIRE_PROCESSOR_MAX_BATCH_BYTES": "1024"},
-    )
+    # One request a slice: twelve slices, each of which would wait out the timeout without the back-off.
+    env = {"ESPWIRE_DEDUPE_ON_STORE_ERROR": "pass", "ESPWIRE_PROCESSOR_MAX_BATCH_BYTES": "1024"}
+    proxy, url, processor = await _processor_behind_proxy(kafka_bootstrap, redis_url, tmp_path, prefix, env)
     try:
         await wait_http_ok(f"{url}/readyz", 60)
         proxy.delay = 3600.0  # every byte either way is held: the store hangs
@@ -165,3 +148,35 @@ async def test_passing_on_a_hanging_store_does_not_wait_a_timeout_per_batch(
         await asyncio.to_thread(processor.wait, 30)
         await proxy.stop()
         await forget_keys(redis_url, f"test:{prefix}:")
+
+
+async def test_a_processor_paused_on_the_store_stops_on_sigterm_and_its_slice_comes_out_later(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path
+) -> None:
+    """SIGTERM while paused: the stuck slice gets a short drain, then is cancelled, so the process exits
+    (a pod must not wait for Redis); its events come out once from the next processor."""
+    prefix = f"stop{uuid.uuid4().hex[:8]}"
+    topics = Topics(prefix)
+    await ensure_topics(kafka_bootstrap, topics.core(), 2)
+    proxy, url, processor = await _processor_behind_proxy(kafka_bootstrap, redis_url, tmp_path, prefix, {})
+    try:
+        await wait_http_ok(f"{url}/readyz", 60)
+        proxy.cut()
+        await _post(kafka_bootstrap, topics.raw, _envelope(0, "req-0"))
+        await _until_readiness(url, 503, processor, timeout=30)
+        stopped_at = asyncio.get_running_loop().time()
+        processor.terminate()
+        returncode = await asyncio.to_thread(processor.wait, 40)
+        took = asyncio.get_running_loop().time() - stopped_at
+        assert returncode == 0, (tmp_path / "processor.log").read_text()[-3000:]
+        assert took < 25, f"stopped after {took:.0f} s"
+        proxy.restore()
+        processor = start_processor(kafka_bootstrap, prefix, tmp_path, redis_url)
+        out = await consume_all(kafka_bootstrap, topics.events, expect=BATCH, idle_seconds=3, timeout=60)
+    finally:
+        processor.terminate()
+        await asyncio.to_thread(processor.wait, 30)
+        await proxy.stop()
+        await forget_keys(redis_url, f"test:{prefix}:")
+    ids = _ids(out)
+    assert len(ids) == BATCH and max(ids.values()) == 1

@@ -14,8 +14,8 @@ import pytest
 from espwire.envelope import Envelope
 from espwire.failpoints import EXIT_CODE
 from espwire.topics import Topics, ensure_topics
-from tests.support.kafka import consume_all, produce
-from tests.support.processor import forget_keys, sparkpost_batch, start_processor
+from tests.support.kafka import consume_all
+from tests.support.processor import forget_keys, post_raw, sparkpost_request, start_processor
 
 
 @pytest.mark.parametrize(
@@ -27,25 +27,14 @@ async def test_killed_processor_gives_each_event_once(
     prefix = f"crash{uuid.uuid4().hex[:8]}"
     topics = Topics(prefix)
     await ensure_topics(kafka_bootstrap, topics.core(), 2)
-    envelopes = [
-        Envelope(
-            "sparkpost",
-            "sparkpost",
-            f"req-{b}",
-            "2026-11-24T00:00:00Z",
-            "POST",
-            "application/json",
-            sparkpost_batch(b, 50),
-        )
-        for b in range(8)
-    ]
+    envelopes = [sparkpost_request(b, 50) for b in range(8)]
     # A provider retry too: the same batch delivered twice (SparkPost retries anything but a 2xx).
     envelopes.append(
         Envelope(
             "sparkpost", "sparkpost", "req-retry", "2026-11-24T00:00:05Z", "POST", "application/json", envelopes[0].body
         )
     )
-    await produce(kafka_bootstrap, topics.raw, [(e.key, e.body, e.kafka_headers()) for e in envelopes])
+    await post_raw(kafka_bootstrap, topics.raw, envelopes)
 
     crashing = start_processor(kafka_bootstrap, prefix, tmp_path, redis_url, failpoint=failpoint)
     assert await asyncio.to_thread(crashing.wait, 60) == EXIT_CODE, "the failpoint killed it mid-batch"

@@ -13,29 +13,16 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from espwire.envelope import Envelope
 from espwire.topics import Topics, ensure_topics
-from tests.support.kafka import consume_all, produce
+from tests.support.kafka import consume_all
 from tests.support.outage_proxy import OutageProxy
-from tests.support.processor import forget_keys, sparkpost_batch, start_processor
+from tests.support.processor import forget_keys, post_raw, sparkpost_request, start_processor
 
 BATCHES, SIZE = 24, 50
 
 
 async def _post(bootstrap: str, topic: str, first: int, count: int) -> None:
-    envelopes = [
-        Envelope(
-            "sparkpost",
-            "sparkpost",
-            f"req-{b}",
-            "2026-11-24T00:00:00Z",
-            "POST",
-            "application/json",
-            sparkpost_batch(b, SIZE),
-        )
-        for b in range(first, first + count)
-    ]
-    await produce(bootstrap, topic, [(e.key, e.body, e.kafka_headers()) for e in envelopes])
+    await post_raw(bootstrap, topic, [sparkpost_request(b, SIZE) for b in range(first, first + count)])
 
 
 async def _stop(process: subprocess.Popen[bytes]) -> int | None:

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import orjson
 
+from espwire.envelope import Envelope
+from tests.support.kafka import produce
+
 
 def sparkpost_batch(batch: int, size: int) -> bytes:
     """A SparkPost webhook body of ``size`` deliveries with event ids unique to (batch, position)."""
@@ -26,6 +29,19 @@ def sparkpost_batch(batch: int, size: int) -> bytes:
         for n in range(size)
     ]
     return orjson.dumps(events)
+
+
+def sparkpost_request(batch: int, size: int, request_id: str | None = None) -> Envelope:
+    """The envelope the gateway makes of ``sparkpost_batch(batch, size)`` posted to source "sparkpost"."""
+    body = sparkpost_batch(batch, size)
+    return Envelope(
+        "sparkpost", "sparkpost", request_id or f"req-{batch}", "2026-11-24T00:00:00Z", "POST", "application/json", body
+    )
+
+
+async def post_raw(bootstrap: str, topic: str, envelopes: list[Envelope]) -> None:
+    """Puts envelopes on the raw topic as the gateway does (value = body, the envelope as a header)."""
+    await produce(bootstrap, topic, [(e.key, e.body, e.kafka_headers()) for e in envelopes])
 
 
 def start_processor(
