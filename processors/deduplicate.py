@@ -158,7 +158,7 @@ class Deduplicator:
                 kept.extend(event for event, _ in pending)
                 return kept, conflicts
             busy: list[tuple[CanonicalEvent, ClaimEntry]] = []
-            in_doubt: dict[str, tuple[CanonicalEvent, ClaimEntry, float]] = {}
+            in_doubt: dict[str, tuple[CanonicalEvent, ClaimEntry, Claim]] = {}
             for (event, entry), claim in zip(pending, claims, strict=True):
                 if claim.status is ClaimStatus.NEW:
                     kept.append(event)
@@ -172,9 +172,11 @@ class Deduplicator:
                     busy.append((event, entry))
                 else:
                     self._claimed[entry[0]] = entry
-                    in_doubt[entry[0]] = (event, entry, claim.pending_since or 0.0)
+                    in_doubt[entry[0]] = (event, entry, claim)
             if in_doubt:
-                kept.extend(await self._resolve_in_doubt(in_doubt))
+                resolved, lapsed_conflicts = await self._resolve_in_doubt(in_doubt)
+                kept.extend(resolved)
+                conflicts.extend(lapsed_conflicts)
             pending = busy
             if busy:
                 # Another live processor holds these (a rebalance in flight): its commit or lease decides.
@@ -183,22 +185,34 @@ class Deduplicator:
         return kept, conflicts
 
     async def _resolve_in_doubt(
-        self, in_doubt: dict[str, tuple[CanonicalEvent, ClaimEntry, float]]
-    ) -> list[CanonicalEvent]:
-        since = min(since for _, _, since in in_doubt.values())
+        self, in_doubt: dict[str, tuple[CanonicalEvent, ClaimEntry, Claim]]
+    ) -> tuple[list[CanonicalEvent], list[tuple[CanonicalEvent, str]]]:
+        """Claims whose owner's lease lapsed: (the events to publish, the conflicts to dead-letter)."""
+        since = min(claim.pending_since or 0.0 for _, _, claim in in_doubt.values())
         found: set[str] = set()
         if self.published_check is not None:
             try:
                 found = await self.published_check.published(set(in_doubt), since)
             except Exception as exc:  # at-least-once: publish again rather than risk a loss
                 log.warning("could not search the events topic; republishing", extra={"error": repr(exc)})
-        already = [entry for event_id, (_, entry, _) in in_doubt.items() if event_id in found]
+        conflicts: list[tuple[CanonicalEvent, str]] = []
+        already: list[ClaimEntry] = []
+        for event_id in found & in_doubt.keys():
+            event, (_, fingerprint, window), claim = in_doubt[event_id]
+            # It did go out before the crash, with the content the lapsed claim was taken for: record that
+            # content as done, and ours is a duplicate of it, or a conflict when it differs.
+            published = claim.previous_fingerprint or fingerprint
+            already.append((event_id, published, window))
+            if published == fingerprint:
+                self._count_duplicate(event)
+            else:
+                self._count_conflict(event)
+                conflicts.append((event, CONFLICTING_DUPLICATE))
         if already:
-            await self._commit(already)  # it did go out before the crash: finish that claim
-            for event_id in found:
+            await self._commit(already)
+            for event_id, _, _ in already:
                 self._claimed.pop(event_id, None)
-                self._count_duplicate(in_doubt[event_id][0])
-        return [event for event_id, (event, _, _) in in_doubt.items() if event_id not in found]
+        return [event for event_id, (event, _, _) in in_doubt.items() if event_id not in found], conflicts
 
     async def confirm(self, events: list[CanonicalEvent]) -> None:
         entries = [entry for event in events if (entry := self._claimed.get(event["id"])) is not None]

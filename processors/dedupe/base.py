@@ -30,6 +30,8 @@ class Claim:
     # IN_DOUBT and BUSY: who held the claim and since when (epoch seconds), to bound the output search.
     previous_owner: str | None = None
     pending_since: float | None = None
+    # IN_DOUBT: the fingerprint the lapsed claim was taken for (what went out, if anything did).
+    previous_fingerprint: str | None = None
 
 
 MessageEventKind = Literal["delivered", "clicked"]
@@ -117,7 +119,7 @@ def decide(
         return Claim(ClaimStatus.NEW), Pending(owner, current.since, now + lease_seconds, fingerprint)
     if current.lease_until > now:
         return Claim(ClaimStatus.BUSY, current.owner, current.since), None
-    return Claim(ClaimStatus.IN_DOUBT, current.owner, current.since), Pending(
+    return Claim(ClaimStatus.IN_DOUBT, current.owner, current.since, current.fingerprint), Pending(
         owner, now, now + lease_seconds, fingerprint
     )
 

@@ -69,14 +69,14 @@ for i = 1, #ids do
   elseif string.sub(cur, 1, 1) == 'd' then
     if string.sub(cur, 3) == fp then out[i] = 'D' else out[i] = 'C' end
   else
-    local lease_until, old_since, _, old_owner = string.match(cur, '^p\t([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)$')
+    local lease_until, old_since, old_fp, old_owner = string.match(cur, '^p\t([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)$')
     if old_owner == owner then
       out[i] = 'N'  -- a retry: keeps the first claim time, extends the lease
       redis.call('SET', key, lease_part .. old_since .. '\t' .. mine, 'PX', ttl)
     elseif tonumber(lease_until) > now then
       out[i] = 'B\t' .. old_since .. '\t' .. old_owner
     else
-      out[i] = 'I\t' .. old_since .. '\t' .. old_owner
+      out[i] = 'I\t' .. old_since .. '\t' .. old_fp .. '\t' .. old_owner
       redis.call('SET', key, fresh .. mine, 'PX', ttl)
     end
   end
@@ -194,9 +194,11 @@ def _claim(answer: bytes) -> Claim:
         return _DUPLICATE
     if first == b"C":
         return _CONFLICT
-    _, since, owner = answer.split(b"\t", 2)
-    status = ClaimStatus.BUSY if first == b"B" else ClaimStatus.IN_DOUBT
-    return Claim(status, owner.decode(), float(since))
+    if first == b"B":
+        _, since, owner = answer.split(b"\t", 2)
+        return Claim(ClaimStatus.BUSY, owner.decode(), float(since))
+    _, since, fingerprint, owner = answer.split(b"\t", 3)
+    return Claim(ClaimStatus.IN_DOUBT, owner.decode(), float(since), fingerprint.decode())
 
 
 def _claim_columns(entries: Sequence[ClaimEntry]) -> bytes:

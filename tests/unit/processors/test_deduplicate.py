@@ -94,3 +94,37 @@ async def test_each_source_keeps_ids_for_its_own_window(redis_url: str) -> None:
         if keys:
             await client.delete(*keys)
         await client.aclose()
+
+
+class _FoundOnTopic:
+    """The events topic's answer (the real search is EventsTopicCheck, tested with the broker in
+    tests/faults): every id asked for went out before the crash."""
+
+    async def published(self, ids: set[str], since_epoch: float) -> set[str]:
+        return set(ids)
+
+
+async def test_a_lapsed_claim_for_other_content_that_went_out_is_a_conflict_not_a_duplicate(redis_url: str) -> None:
+    prefix = f"test:{uuid.uuid4().hex}:"
+    store = RedisDedupeStore.from_url(redis_url, prefix)
+    try:
+        crashed = Deduplicator(store, window_seconds=600.0, lease_seconds=0.2)
+        original = _event(7)
+        kept, _ = await crashed.filter([original])  # claimed, published, then the process died: no confirm
+        assert len(kept) == 1
+        await asyncio.sleep(0.35)
+        survivor = Deduplicator(store, window_seconds=600.0, published_check=_FoundOnTopic())
+        other = _event(7)
+        other["data"]["raw"] = {"msys": {"message_event": {"type": "delivery", "event_id": "7", "rcpt_to": "x@y"}}}
+        kept, conflicts = await survivor.filter([other])
+        assert kept == [] and [reason for _, reason in conflicts] == ["conflicting_duplicate"]
+        # What the store now holds as done is the content that went out: the original is a duplicate.
+        kept, conflicts = await survivor.filter([_event(7)])
+        assert kept == [] and conflicts == []
+    finally:
+        await store.close()
+        client = aioredis.Redis.from_url(redis_url)
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()

@@ -86,6 +86,7 @@ async def test_expired_lease_of_another_owner_is_in_doubt_then_ours(store: Dedup
     assert taken[0].status is ClaimStatus.IN_DOUBT
     assert taken[0].previous_owner == "p1"
     assert taken[0].pending_since is not None
+    assert taken[0].previous_fingerprint == "f1"
     # The takeover is a claim of its own: the old owner now finds it busy.
     back = await store.begin(entries("a"), "p1", LEASE)
     assert back[0].status is ClaimStatus.BUSY
