@@ -1,5 +1,5 @@
 """Issue 5's "done means": a processor killed mid-batch, or a redelivered batch, leaves each event
-exactly once on espwire.events (real broker, real Redis)."""
+exactly once on espwire.events (real broker; real Redis, and the SQLite dev store)."""
 
 from __future__ import annotations
 
@@ -19,10 +19,18 @@ from tests.support.processor import forget_keys, post_raw, sparkpost_request, st
 
 
 @pytest.mark.parametrize(
-    "failpoint", ["processor.before_publish", "processor.after_publish", "processor.after_confirm"]
+    ("store", "failpoint"),
+    [
+        ("redis", "processor.before_publish"),
+        ("redis", "processor.after_publish"),
+        ("redis", "processor.after_confirm"),
+        # The dev store (SQLite in the data dir) across a kill and a restart, as `espwire dev` runs it.
+        ("sqlite", "processor.before_publish"),
+        ("sqlite", "processor.after_publish"),
+    ],
 )
 async def test_killed_processor_gives_each_event_once(
-    kafka_bootstrap: str, redis_url: str, tmp_path: Path, failpoint: str
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path, store: str, failpoint: str
 ) -> None:
     prefix = f"crash{uuid.uuid4().hex[:8]}"
     topics = Topics(prefix)
@@ -36,10 +44,11 @@ async def test_killed_processor_gives_each_event_once(
     )
     await post_raw(kafka_bootstrap, topics.raw, envelopes)
 
-    crashing = start_processor(kafka_bootstrap, prefix, tmp_path, redis_url, failpoint=failpoint)
+    env = {"ESPWIRE_DEDUPE_STORE": store}
+    crashing = start_processor(kafka_bootstrap, prefix, tmp_path, redis_url, failpoint=failpoint, extra_env=env)
     assert await asyncio.to_thread(crashing.wait, 60) == EXIT_CODE, "the failpoint killed it mid-batch"
 
-    survivor = start_processor(kafka_bootstrap, prefix, tmp_path, redis_url)
+    survivor = start_processor(kafka_bootstrap, prefix, tmp_path, redis_url, extra_env=env)
     try:
         records = await consume_all(kafka_bootstrap, topics.events, expect=400, idle_seconds=4, timeout=90)
     finally:
