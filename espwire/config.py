@@ -137,7 +137,7 @@ class DedupeConfig(Section):
 
 
 # A PostgreSQL table name, optionally schema-qualified (quoted when queried).
-_TABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_$]{0,62}(\.[A-Za-z_][A-Za-z0-9_$]{0,62})?$"
+TABLE_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_$]{0,62}(\.[A-Za-z_][A-Za-z0-9_$]{0,62})?$"
 
 
 class EnrichConfig(Section):
@@ -163,7 +163,7 @@ class EnrichConfig(Section):
     # columns (campaign_id and/or mailing_id, then any others), re-read every campaign_refresh_seconds.
     campaign_csv: Path | None = None
     campaign_dsn: SecretStr | None = None
-    campaign_table: str = Field(default="campaign_context", pattern=_TABLE_NAME)
+    campaign_table: str = Field(default="campaign_context", pattern=TABLE_NAME_PATTERN)
     campaign_refresh_seconds: float = Field(default=60.0, gt=0)
 
     @model_validator(mode="after")

@@ -18,18 +18,18 @@ import csv
 import os
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import asyncpg  # type: ignore[import-untyped]
 
+from espwire.config import TABLE_NAME_PATTERN
 from processors.enrich.base import Event, note_error
 
 Attributes = dict[str, str]
 Tables = tuple[dict[str, Attributes], dict[str, Attributes]]  # (by campaign id, by mailing id)
 KEY_COLUMNS = ("campaign_id", "mailing_id")
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
 
 
 def _text(value: object) -> str:
@@ -39,7 +39,7 @@ def _text(value: object) -> str:
     return str(isoformat() if callable(isoformat) else value).strip()
 
 
-def tables_from_rows(columns: Iterable[str], rows: Iterable[Mapping[str, object]], where: str) -> Tables:
+def tables_from_rows(columns: Sequence[str], rows: Iterable[Mapping[str, object]], where: str) -> Tables:
     """The two lookups from rows of column -> value (None and blank values are no attribute)."""
     if not any(key in columns for key in KEY_COLUMNS):
         raise ValueError(f"{where}: needs a campaign_id or mailing_id column")
@@ -64,10 +64,9 @@ def read_table(path: Path) -> Tables:
 
 def quoted_table(name: str) -> str:
     """``table`` or ``schema.table`` as a quoted SQL identifier; anything else is refused."""
-    parts = name.split(".")
-    if not 1 <= len(parts) <= 2 or not all(_IDENTIFIER.match(part) for part in parts):
+    if not re.fullmatch(TABLE_NAME_PATTERN, name):  # the same rule the configuration checks
         raise ValueError(f"campaign_table {name!r} is not a table name (table or schema.table)")
-    return ".".join(f'"{part}"' for part in parts)
+    return ".".join(f'"{part}"' for part in name.split("."))
 
 
 class TableSource(Protocol):

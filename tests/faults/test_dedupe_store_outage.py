@@ -21,7 +21,8 @@ from espwire.topics import Topics, ensure_topics
 from tests.deploy.processes import wait_http_ok
 from tests.support.kafka import consume_all
 from tests.support.outage_proxy import OutageProxy
-from tests.support.processor import forget_keys, metric_value, post_raw, sparkpost_request, start_processor
+from tests.support.processor import metric_value, post_raw, sparkpost_request, start_processor
+from tests.support.redis_keys import forget_keys
 
 BATCH = 50
 

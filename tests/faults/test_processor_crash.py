@@ -15,7 +15,8 @@ from espwire.envelope import Envelope
 from espwire.failpoints import EXIT_CODE
 from espwire.topics import Topics, ensure_topics
 from tests.support.kafka import consume_all
-from tests.support.processor import forget_keys, post_raw, sparkpost_request, start_processor
+from tests.support.processor import post_raw, sparkpost_request, start_processor
+from tests.support.redis_keys import forget_keys
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,8 @@ import orjson
 from espwire.topics import Topics, ensure_topics
 from tests.support.kafka import consume_all
 from tests.support.outage_proxy import OutageProxy
-from tests.support.processor import forget_keys, post_raw, sparkpost_request, start_processor
+from tests.support.processor import post_raw, sparkpost_request, start_processor
+from tests.support.redis_keys import forget_keys
 
 BATCHES, SIZE = 24, 50
 

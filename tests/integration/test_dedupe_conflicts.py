@@ -18,7 +18,8 @@ from espwire.topics import Topics, ensure_topics
 from processors.dead_letter import DLQ_HEADER
 from tests.deploy.processes import wait_http_ok
 from tests.support.kafka import consume_all, produce
-from tests.support.processor import forget_keys, metric_value, sparkpost_batch, start_processor
+from tests.support.processor import metric_value, sparkpost_batch, start_processor
+from tests.support.redis_keys import forget_keys
 
 
 def _request(request_id: str, body: bytes, provider: str = "sparkpost") -> Envelope:

@@ -76,18 +76,6 @@ def start_processor(
         return subprocess.Popen([*argv, "--metrics-port", str(metrics_port)], env=env, stdout=log, stderr=log)
 
 
-async def forget_keys(redis_url: str, prefix: str) -> None:
-    import redis.asyncio as aioredis
-
-    client = aioredis.from_url(redis_url)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
-
-
 async def metric_value(url: str, name: str, **labels: str) -> float | None:
     """One sample of a processor's /metrics (``url`` without the path), or None when it is absent."""
     import aiohttp

@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 from espwire.event import CanonicalEvent
 from processors.dedupe import RedisDedupeStore
 from processors.deduplicate import Deduplicator, content_fingerprint
+from tests.support.redis_keys import forget_keys
 
 
 def _event(n: int) -> CanonicalEvent:
@@ -31,11 +32,7 @@ async def dedupe(redis_url: str) -> AsyncIterator[Deduplicator]:
         yield Deduplicator(store, window_seconds=600.0)
     finally:
         await store.close()
-        client = aioredis.Redis.from_url(redis_url)
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=10_000)]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
+        await forget_keys(redis_url, prefix)
 
 
 async def test_a_batch_filtered_while_the_previous_one_is_confirmed_drops_its_ids(dedupe: Deduplicator) -> None:
@@ -90,10 +87,8 @@ async def test_each_source_keeps_ids_for_its_own_window(redis_url: str) -> None:
             assert 72 * 3_600_000 - 10_000 < ttl["evt-1"] <= 72 * 3_600_000
     finally:
         await store.close()
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
-        if keys:
-            await client.delete(*keys)
         await client.aclose()
+        await forget_keys(redis_url, prefix)
 
 
 class _FoundOnTopic:
@@ -123,8 +118,4 @@ async def test_a_lapsed_claim_for_other_content_that_went_out_is_a_conflict_not_
         assert kept == [] and conflicts == []
     finally:
         await store.close()
-        client = aioredis.Redis.from_url(redis_url)
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
+        await forget_keys(redis_url, prefix)

@@ -20,19 +20,10 @@ from processors.dedupe import (
     SqliteDedupeStore,
     build_store,
 )
+from tests.support.redis_keys import forget_keys
 
 WINDOW = 3600.0
 LEASE = 30.0
-
-
-async def _drop_prefix(url: str, prefix: str) -> None:
-    client = aioredis.Redis.from_url(url)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
-        for start in range(0, len(keys), 1000):
-            await client.delete(*keys[start : start + 1000])
-    finally:
-        await client.aclose()
 
 
 @pytest.fixture(params=["memory", "sqlite", "redis"])
@@ -50,7 +41,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     finally:
         await made.close()
         if request.param == "redis":
-            await _drop_prefix(url, prefix)
+            await forget_keys(url, prefix)
 
 
 def entries(*ids: str, fingerprint: str = "f1", ttl: float = WINDOW) -> list[tuple[str, str, float]]:
@@ -258,7 +249,7 @@ async def test_redis_keys_expire_with_the_window(redis_url: str) -> None:
     finally:
         await client.aclose()
         await store.close()
-        await _drop_prefix(redis_url, prefix)
+        await forget_keys(redis_url, prefix)
 
 
 async def test_fingerprints_with_separators_are_refused(redis_url: str) -> None:
