@@ -96,7 +96,8 @@ class EventsTopicCheck:
                         for name, value in record.headers:
                             if name == "ce_id" and value in wanted:
                                 found.add(value.decode())
-                if all(consumer.position(tp) >= ends.get(tp, 0) for tp in batch):
+                positions = [await consumer.position(tp) for tp in batch]  # a coroutine in aiokafka
+                if all(position >= ends.get(tp, 0) for tp, position in zip(batch, positions, strict=True)):
                     idle += 1
         finally:
             await consumer.stop()

@@ -4,19 +4,36 @@ exactly once on espwire.events (real broker; real Redis, and the SQLite dev stor
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import subprocess
 import uuid
 from collections import Counter
 from pathlib import Path
 
+import aiohttp
 import orjson
 import pytest
 
+from espwire.broker import free_port
 from espwire.envelope import Envelope
 from espwire.failpoints import EXIT_CODE
 from espwire.topics import Topics, ensure_topics
 from tests.support.kafka import consume_all
-from tests.support.processor import post_raw, sparkpost_request, start_processor
+from tests.support.processor import metric_value, post_raw, sparkpost_request, start_processor
 from tests.support.redis_keys import forget_keys
+
+
+async def _until_redelivery_committed(url: str, requests: int, survivor: subprocess.Popen[bytes]) -> None:
+    deadline = asyncio.get_running_loop().time() + 90
+    while True:
+        assert survivor.poll() is None, "the survivor runs"
+        with contextlib.suppress(aiohttp.ClientError):
+            read = await metric_value(url, "espwire_processor_records_total", provider="sparkpost")
+            committed = await metric_value(url, "espwire_processor_batch_seconds_count")
+            if (read or 0) >= requests and (committed or 0) >= 1:
+                return
+        assert asyncio.get_running_loop().time() < deadline, "the survivor did not process the redelivery"
+        await asyncio.sleep(0.2)
 
 
 @pytest.mark.parametrize(
@@ -49,8 +66,12 @@ async def test_killed_processor_gives_each_event_once(
     crashing = start_processor(kafka_bootstrap, prefix, tmp_path, redis_url, failpoint=failpoint, extra_env=env)
     assert await asyncio.to_thread(crashing.wait, 60) == EXIT_CODE, "the failpoint killed it mid-batch"
 
-    survivor = start_processor(kafka_bootstrap, prefix, tmp_path, redis_url, extra_env=env)
+    metrics_port = free_port()
+    survivor = start_processor(kafka_bootstrap, prefix, tmp_path, redis_url, metrics_port=metrics_port, extra_env=env)
     try:
+        # Events the crashed one published are on the topic already: wait until the survivor has itself
+        # read the nine uncommitted requests again and committed them, or it proves nothing.
+        await _until_redelivery_committed(f"http://127.0.0.1:{metrics_port}", len(envelopes), survivor)
         records = await consume_all(kafka_bootstrap, topics.events, expect=400, idle_seconds=4, timeout=90)
     finally:
         survivor.terminate()

@@ -13,8 +13,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from espwire.event import CanonicalEvent
+from espwire.topics import ensure_topics
 from processors.dedupe import RedisDedupeStore
-from processors.deduplicate import Deduplicator, content_fingerprint
+from processors.deduplicate import Deduplicator, EventsTopicCheck, content_fingerprint
+from tests.support.kafka import produce
 from tests.support.redis_keys import forget_keys
 
 
@@ -91,24 +93,22 @@ async def test_each_source_keeps_ids_for_its_own_window(redis_url: str) -> None:
         await forget_keys(redis_url, prefix)
 
 
-class _FoundOnTopic:
-    """The events topic's answer (the real search is EventsTopicCheck, tested with the broker in
-    tests/faults): every id asked for went out before the crash."""
-
-    async def published(self, ids: set[str], since_epoch: float) -> set[str]:
-        return set(ids)
-
-
-async def test_a_lapsed_claim_for_other_content_that_went_out_is_a_conflict_not_a_duplicate(redis_url: str) -> None:
+async def test_a_lapsed_claim_for_other_content_that_went_out_is_a_conflict_not_a_duplicate(
+    redis_url: str, kafka_bootstrap: str
+) -> None:
     prefix = f"test:{uuid.uuid4().hex}:"
+    topic = f"lapsed-{uuid.uuid4().hex[:8]}.events"
+    await ensure_topics(kafka_bootstrap, [topic], 1)
     store = RedisDedupeStore.from_url(redis_url, prefix)
     try:
         crashed = Deduplicator(store, window_seconds=600.0, lease_seconds=0.2)
         original = _event(7)
-        kept, _ = await crashed.filter([original])  # claimed, published, then the process died: no confirm
+        kept, _ = await crashed.filter([original])  # claimed and published, then the process died: no confirm
         assert len(kept) == 1
+        await produce(kafka_bootstrap, topic, [(None, orjson.dumps(original), [("ce_id", b"evt-7")])])
         await asyncio.sleep(0.35)
-        survivor = Deduplicator(store, window_seconds=600.0, published_check=_FoundOnTopic())
+        check = EventsTopicCheck(kafka_bootstrap, topic)  # the real search of the events topic
+        survivor = Deduplicator(store, window_seconds=600.0, published_check=check)
         other = _event(7)
         other["data"]["raw"] = {"msys": {"message_event": {"type": "delivery", "event_id": "7", "rcpt_to": "x@y"}}}
         kept, conflicts = await survivor.filter([other])
