@@ -25,12 +25,18 @@ import re
 from datetime import tzinfo
 from typing import Any, ClassVar
 
-import orjson
-
 from espwire.envelope import Envelope
 from espwire.event import CanonicalEvent
 from processors.adapters.base import AdaptResult, Failure, GuardedAdapter
-from processors.adapters.fields import as_dict, as_identity, as_str, epoch_or_time, json_kind, keep_encodable
+from processors.adapters.fields import (
+    as_dict,
+    as_identity,
+    as_str,
+    epoch_or_time,
+    failure_from,
+    json_kind,
+    keep_encodable,
+)
 from processors.adapters.json_body import BodyError, parse_json_lenient
 from processors.normalize import build_event
 from processors.timestamps import parse_time, zone
@@ -123,16 +129,6 @@ def ipost_event(envelope: Envelope, item: dict[str, Any], naive_zone: tzinfo) ->
     )
 
 
-def item_failure(exc: Exception, item: Any, index: int) -> Failure:
-    """Why mapping one object raised: input orjson cannot write (lone surrogates, nesting over 254, met
-    while fingerprinting the event), or a bug."""
-    try:
-        orjson.dumps(item)
-    except TypeError:  # orjson.JSONEncodeError is TypeError itself, so the exception alone cannot tell
-        return Failure("unencodable_event", str(exc)[:200], index)
-    return Failure("adapter_error", repr(exc)[:500], index)
-
-
 class IPostAdapter(GuardedAdapter):
     provider: ClassVar[str] = "ipost"
     version: ClassVar[str] = "1"
@@ -158,5 +154,5 @@ class IPostAdapter(GuardedAdapter):
             except BodyError as error:
                 failures.append(Failure(error.reason, error.detail, index))
             except Exception as exc:  # one odd object must not cost the rest of the batch
-                failures.append(item_failure(exc, item, index))
+                failures.append(failure_from(exc, item, index))
         return keep_encodable(indexed, failures)

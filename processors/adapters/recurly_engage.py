@@ -26,12 +26,18 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl
 
-import orjson
-
 from espwire.envelope import Envelope
 from espwire.event import CanonicalEvent
 from processors.adapters.base import AdaptResult, Failure, GuardedAdapter
-from processors.adapters.fields import as_dict, as_identity, as_str, epoch_or_time, json_kind, keep_encodable
+from processors.adapters.fields import (
+    as_dict,
+    as_identity,
+    as_str,
+    epoch_or_time,
+    failure_from,
+    json_kind,
+    keep_encodable,
+)
 from processors.adapters.json_body import BodyError, decode_text, parse_json
 from processors.normalize import build_event
 
@@ -114,18 +120,8 @@ def map_events(envelope: Envelope, items: Iterable[tuple[int, Any]], failures: l
         except BodyError as error:
             failures.append(Failure(error.reason, error.detail, index))
         except Exception as exc:  # one odd object must not cost the rest of the batch
-            failures.append(item_failure(exc, item, index))
+            failures.append(failure_from(exc, item, index))
     return keep_encodable(indexed, failures)
-
-
-def item_failure(exc: Exception, item: Any, index: int) -> Failure:
-    """Why mapping one object raised: input orjson cannot write (lone surrogates, nesting over 254, met
-    while fingerprinting the event), or a bug."""
-    try:
-        orjson.dumps(item)
-    except TypeError:  # orjson.JSONEncodeError is TypeError itself, so the exception alone cannot tell
-        return Failure("unencodable_event", str(exc)[:200], index)
-    return Failure("adapter_error", repr(exc)[:500], index)
 
 
 def _events_fields(text: str, where: str) -> list[str | bytes]:

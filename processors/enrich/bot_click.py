@@ -13,14 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from functools import lru_cache
 from typing import Any, Protocol
 
 from processors.dedupe.backoff import StoreBackoff
 from processors.dedupe.base import MessageEvent, MessageState
 from processors.enrich import metrics
 from processors.enrich.base import Event, note_error, per_event_failure
-from processors.enrich.known_agents import SCANNER_NETWORKS, SCANNERS, looks_automated, match_table
+from processors.enrich.known_agents import SCANNER_NETWORKS, match_table, scanner_agent
 
 TIMING_KINDS = {"email.delivered": "delivered", "email.clicked": "clicked"}
 _EPOCHS: dict[str, float | None] = {}
@@ -61,17 +60,6 @@ def event_epoch(event: Event) -> float | None:
         epoch = None
     _EPOCHS[moment] = epoch
     return epoch
-
-
-@lru_cache(maxsize=10_000)
-def scanner_agent(user_agent: str) -> str | None:
-    """Why this agent is a scanner's or a bot's, or None; cached per agent string."""
-    scanner = match_table(user_agent, SCANNERS)
-    if scanner:
-        return f"scanner:{scanner}"
-    if looks_automated(user_agent):
-        return "bot_user_agent"
-    return None
 
 
 class BotClickEnricher:

@@ -7,6 +7,7 @@ Matching is by lower-case substring, against tokens that real people's clients n
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 # Mail providers' image proxies: they fetch images (opens) for the user, or ahead of them.
 IMAGE_PROXIES: tuple[tuple[str, str], ...] = (
@@ -98,3 +99,14 @@ def looks_automated(user_agent: str) -> bool:
 def is_bare_mozilla(user_agent: str) -> bool:
     """Apple Mail Privacy Protection fetches images with exactly ``Mozilla/5.0`` and nothing more."""
     return user_agent.strip() == "Mozilla/5.0"
+
+
+@lru_cache(maxsize=10_000)
+def scanner_agent(user_agent: str) -> str | None:
+    """Why this agent is a security scanner's or a bot's, or None; cached per agent string (they repeat)."""
+    scanner = match_table(user_agent, SCANNERS)
+    if scanner:
+        return f"scanner:{scanner}"
+    if looks_automated(user_agent):
+        return "bot_user_agent"
+    return None

@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 from processors.enrich.base import Event, per_event_failure
-from processors.enrich.known_agents import IMAGE_PROXIES, SCANNERS, is_bare_mozilla, looks_automated, match_table
+from processors.enrich.known_agents import IMAGE_PROXIES, is_bare_mozilla, match_table, scanner_agent
 
 # Apple's own address blocks. MPP fetches images from Apple's network: Apple documents its egress list
 # (mask-api.icloud.com/egress-ip-ranges.csv) for Private Relay, whose ranges sit at partner CDNs and
@@ -46,12 +46,7 @@ def machine_agent(user_agent: str) -> str | None:
         return proxy
     if is_bare_mozilla(user_agent):
         return "apple_mpp"
-    scanner = match_table(user_agent, SCANNERS)
-    if scanner:
-        return f"scanner:{scanner}"
-    if looks_automated(user_agent):
-        return "bot_user_agent"
-    return None
+    return scanner_agent(user_agent)
 
 
 def classify_open(user_agent: str | None, apple_ip: bool) -> tuple[bool, str | None]:
