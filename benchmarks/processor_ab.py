@@ -22,6 +22,7 @@ import statistics
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +33,17 @@ from benchmarks.run import PY, REPO, _count_events, _fill, redis_env
 from espwire.broker import EmbeddedBroker
 from espwire.topics import Topics, ensure_topics
 
+PROCESS = ["-m", "espwire.cli", "process"]
+
 
 def run_once(
-    bootstrap: str, tree: Path, events: int, work: Path, spy: Path | None, extra_env: dict[str, str] | None = None
+    bootstrap: str,
+    tree: Path,
+    events: int,
+    work: Path,
+    spy: Path | None,
+    extra_env: dict[str, str] | None = None,
+    command: list[str] = PROCESS,
 ) -> dict[str, Any]:
     prefix = f"ab-{time.time_ns()}"
     topics = Topics(prefix)
@@ -50,7 +59,7 @@ def run_once(
         **redis_env(key_prefix),
         **(extra_env or {}),
     }
-    processor = Managed(f"processor-{prefix}", [PY, "-m", "espwire.cli", "process"], work / "logs", env=env, cwd=tree)
+    processor = Managed(f"processor-{prefix}", [PY, *command], work / "logs", env=env, cwd=tree)
     sampler = None
     if (
         spy is not None
@@ -77,35 +86,60 @@ def run_once(
     }
 
 
+@dataclass(frozen=True)
+class Arm:
+    label: str
+    tree: Path
+    env: dict[str, str]
+    command: list[str]
+
+
+def arms_of(args: argparse.Namespace) -> list[Arm]:
+    arms = [Arm(str(tree), tree, {}, PROCESS) for tree in args.tree or [REPO]]
+    for spec in args.env:
+        pairs = dict(pair.split("=", 1) for pair in spec.split(","))
+        arms.append(Arm(f"{REPO.name} with {spec}", REPO, pairs, PROCESS))
+    for publish in args.baseline:
+        arms.append(Arm(f"passthrough ({publish})", REPO, {}, ["-m", "benchmarks.passthrough", "--publish", publish]))
+    return arms
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=120_000)
     parser.add_argument("--reps", type=int, default=2)
     parser.add_argument("--tree", action="append", type=Path, help="a checkout to run (repeatable)")
+    parser.add_argument(
+        "--env", action="append", default=[], help="also this checkout with KEY=VALUE[,KEY=VALUE...] (repeatable)"
+    )
+    parser.add_argument(
+        "--baseline", action="append", default=[], choices=["send", "batch"], help="also benchmarks.passthrough"
+    )
     parser.add_argument("--py-spy", type=Path, help="directory for each run's py-spy samples")
     args = parser.parse_args()
-    trees: list[Path] = args.tree or [REPO]
+    arms = arms_of(args)
     if args.py_spy:
         args.py_spy.mkdir(parents=True, exist_ok=True)
-    results: dict[Path, list[dict[str, Any]]] = {tree: [] for tree in trees}
+    results: dict[str, list[dict[str, Any]]] = {arm.label: [] for arm in arms}
     with tempfile.TemporaryDirectory(prefix="espwire-ab-") as tmp:
         work = Path(tmp)
         broker = EmbeddedBroker(log_path=work / "broker.log")
         broker.start()
         try:
             for rep in range(args.reps):
-                for tree in trees if rep % 2 == 0 else reversed(trees):
-                    spy = args.py_spy / f"{tree.name}-{rep}.txt" if args.py_spy else None
-                    result = run_once(broker.bootstrap, tree, args.events, work, spy)
-                    results[tree].append(result)
-                    print(f"{tree}: {result}", flush=True)
+                order = list(enumerate(arms))
+                for number, arm in order if rep % 2 == 0 else reversed(order):
+                    spy = args.py_spy / f"{arm.tree.name}-{number}-{rep}.txt" if args.py_spy else None
+                    result = run_once(broker.bootstrap, arm.tree, args.events, work, spy, arm.env, arm.command)
+                    results[arm.label].append(result)
+                    print(f"{arm.label}: {result}", flush=True)
         finally:
             stop_all()
             broker.stop()
-    for tree, runs in results.items():
+    for label, runs in results.items():
         rate = statistics.median(r["events_per_s"] for r in runs)
         cpu = statistics.median(r["cpu_us_per_event"] for r in runs)
-        print(f"{tree}: median {rate:,.0f} events/s, {cpu} us CPU an event over {len(runs)} runs", flush=True)
+        print(f"{label}: median {rate:,.0f} events/s, {cpu} us CPU an event over {len(runs)} runs", flush=True)
 
 
 if __name__ == "__main__":

@@ -120,6 +120,9 @@ class ProcessorConfig(Section):
     # Slices published and awaiting their acks while the next is adapted; the slice in its dedupe and
     # enrich stages comes on top (so up to N+1 slices in flight). 1: publish one slice at a time.
     max_in_flight_batches: int = Field(default=3, ge=1)
+    # Kafka's max.poll.interval.ms: a processor paused longer than this (on a dedupe store that does not
+    # answer) leaves the group and its partitions go to the others; it rejoins when it polls again.
+    max_poll_interval_ms: int = Field(default=300_000, ge=1000)
 
 
 class DedupeConfig(Section):

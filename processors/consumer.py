@@ -86,6 +86,7 @@ async def run_processor(
         max_partition_fetch_bytes=32 * 1024 * 1024,
         fetch_max_bytes=64 * 1024 * 1024,
         fetch_max_wait_ms=conf.max_batch_wait_ms,  # the broker holds an empty fetch this long at most
+        max_poll_interval_ms=conf.max_poll_interval_ms,
     )
     producer = make_producer(settings, bootstrap, "processor")
     await producer.start()

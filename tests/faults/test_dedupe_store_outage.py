@@ -181,3 +181,74 @@ async def test_a_processor_paused_on_the_store_stops_on_sigterm_and_its_slice_co
         await forget_keys(redis_url, f"test:{prefix}:")
     ids = _ids(out)
     assert len(ids) == BATCH and max(ids.values()) == 1
+
+
+async def test_a_processor_paused_past_the_poll_interval_hands_its_partitions_over(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path
+) -> None:
+    """A processor paused on the store with its pipeline full stops polling; past ``max_poll_interval_ms``
+    it leaves the group, and the processor that still reaches the store takes its partitions and publishes
+    its share meanwhile. Once the store answers again the paused one drops what the other published
+    (duplicates), rejoins and consumes again, and every event is on the topic once."""
+    prefix = f"poll{uuid.uuid4().hex[:8]}"
+    topics = Topics(prefix)
+    await ensure_topics(kafka_bootstrap, topics.core(), 2)
+    # One request a slice and two slices in flight: the paused member's pipeline fills after a few
+    # requests, it stops polling, and 4 s later it leaves the group.
+    env = {
+        "ESPWIRE_PROCESSOR_MAX_POLL_INTERVAL_MS": "4000",
+        "ESPWIRE_PROCESSOR_MAX_BATCH_BYTES": "1024",
+        "ESPWIRE_PROCESSOR_MAX_IN_FLIGHT_BATCHES": "1",
+    }
+    (tmp_path / "cut").mkdir()
+    (tmp_path / "direct").mkdir()
+    proxy, url, cut = await _processor_behind_proxy(kafka_bootstrap, redis_url, tmp_path / "cut", prefix, env)
+    direct = start_processor(kafka_bootstrap, prefix, tmp_path / "direct", redis_url, extra_env=env)
+    posted: list[int] = []
+
+    async def post(count: int) -> None:
+        numbers = range(len(posted), len(posted) + count)
+        await _post(kafka_bootstrap, topics.raw, *(_envelope(n, f"req-{n}") for n in numbers))
+        posted.extend(numbers)
+
+    try:
+        await wait_http_ok(f"{url}/readyz", 60)
+        await post(8)
+        await consume_all(kafka_bootstrap, topics.events, expect=8 * BATCH, timeout=90)
+        records_before = await metric_value(url, "espwire_processor_records_total", provider="sparkpost")
+        assert records_before, "both members hold a partition: the one behind the proxy consumed too"
+
+        proxy.cut()
+        await post(12)
+        await _until_readiness(url, 503, cut, timeout=30)
+        # Past the poll interval the paused member leaves; the other takes both partitions and publishes all.
+        during = await consume_all(kafka_bootstrap, topics.events, expect=20 * BATCH, timeout=90)
+        assert len(_ids(during)) == 20 * BATCH, "the paused member's share came out through the other"
+        assert cut.poll() is None and direct.poll() is None
+
+        proxy.restore()
+        await _until_readiness(url, 200, cut, timeout=60)
+        records_paused = await metric_value(url, "espwire_processor_records_total", provider="sparkpost")
+        # It rejoins and gets a partition back: records it consumes now raise its count.
+        deadline = asyncio.get_running_loop().time() + 90
+        while (await metric_value(url, "espwire_processor_records_total", provider="sparkpost") or 0) <= (
+            records_paused or 0
+        ):
+            assert asyncio.get_running_loop().time() < deadline, "the paused member never consumed again"
+            await post(4)
+            await asyncio.sleep(3)
+        after = await consume_all(
+            kafka_bootstrap, topics.events, expect=len(posted) * BATCH, idle_seconds=4, timeout=120
+        )
+        assert cut.poll() is None, (tmp_path / "cut" / "processor.log").read_text()[-3000:]
+    finally:
+        codes = []
+        for process in (cut, direct):
+            process.terminate()
+            codes.append(await asyncio.to_thread(process.wait, 30))
+        await proxy.stop()
+        await forget_keys(redis_url, f"test:{prefix}:")
+    ids = _ids(after)
+    assert len(ids) == len(posted) * BATCH, "no event lost"
+    assert [i for i, n in ids.items() if n > 1] == [], "no event twice"
+    assert codes == [0, 0], "both stop cleanly"
