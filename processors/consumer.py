@@ -103,8 +103,14 @@ async def run_processor(
     # max_in_flight_batches counts slices published and awaiting their acks (and the store's confirm);
     # the one in its stages (claims, enrichment) comes on top.
     max_flows = conf.max_in_flight_batches + 1
+    dedupe = pipeline.dedupe if isinstance(pipeline.dedupe, Deduplicator) else None
     try:
         while not stop.is_set():
+            if dedupe is not None and not dedupe.ready:
+                # Paused on a store that does not answer: fetch nothing more. Past max_poll_interval_ms the
+                # group hands this member's partitions to processors that still reach the store.
+                await _store_back_or_stopped(dedupe, stop)
+                continue
             batch = await consumer.getmany(timeout_ms=conf.max_batch_wait_ms, max_records=conf.max_batch_records)
             while in_flight and in_flight[0].done.done():
                 await in_flight.popleft().done  # raises what failed in it
@@ -148,6 +154,13 @@ async def run_processor(
         if status is not None:
             status.started = False
         log.info("processor stopped")
+
+
+async def _store_back_or_stopped(dedupe: Deduplicator, stop: asyncio.Event, poll_seconds: float = 0.2) -> None:
+    """Returns once the dedupe store answers again (a paused slice's retry got through) or on stop."""
+    while not dedupe.ready and not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), poll_seconds)
 
 
 async def _finished_unless_stopped(flow: SliceFlow, stop: asyncio.Event) -> bool:
