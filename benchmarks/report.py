@@ -263,12 +263,23 @@ def markdown(results: dict[str, Any]) -> str:
                 f" | {_ratio(pa['events_per_s'], rdk)} | {_fmt(pa['cpu_ms_per_1000'], 1)} | "
                 f"{pa['events_per_pass']} events in {pa['records_per_pass']} requests, no Kafka |"
             )
-        for key in ("consumer_loop", "consumer_loop_redis", "consumer_loop_dev"):
+        for key in (
+            "consumer_loop",
+            "consumer_loop_redis",
+            "consumer_loop_dev",
+            "passthrough_send",
+            "passthrough_batch",
+        ):
             cl = proc.get(key)
             if not cl:
                 continue
+            what = (
+                cl.get("label", "consumer loop")
+                if key.startswith("passthrough")
+                else f"`espwire process`, {cl.get('label', 'consumer loop')}"
+            )
             lines.append(
-                f"| `espwire process`, {cl.get('label', 'consumer loop')} | {_fmt(cl['events_per_s'])} | "
+                f"| {what} | {_fmt(cl['events_per_s'])} | "
                 f"{_ratio(cl['events_per_s'], ceiling)} | {_ratio(cl['events_per_s'], rdk)} | "
                 f"{_fmt(cl['cpu_ms_per_1000_events'], 1)} | {cl['events_seen']}/{cl['events_expected']} events from "
                 f"{cl['mix']['requests']} pre-filled raw records |"

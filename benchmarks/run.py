@@ -420,6 +420,11 @@ class Bench:
             out[f"ceiling_{client}"] = result
             log(f"  {result['records_per_s']:.0f} records/s")
 
+        # What a bare Python consumer-producer does with the same records: the Kafka and JSON work alone.
+        for publish in ("send", "batch"):
+            out[f"passthrough_{publish}"] = self._consumer_loop(
+                {}, f"passthrough baseline ({publish})", ["-m", "benchmarks.passthrough", "--publish", publish]
+            )
         # The processor as issue #4 measures it (adapt, normalise, publish), then with the stages of #5.
         stages_off = {"ESPWIRE_DEDUPE_ENABLED": "false"} | {f"ESPWIRE_ENRICH_{name}": "false" for name in ENRICHERS}
         out["consumer_loop"] = self._consumer_loop(stages_off, "adapt + publish")
@@ -432,7 +437,7 @@ class Bench:
             out["consumer_loop_dev"] = self._consumer_loop({}, "SQLite dedupe + every enricher (espwire dev)")
         self.results["processor"] = out
 
-    def _consumer_loop(self, extra_env: dict[str, str], label: str) -> dict[str, Any]:
+    def _consumer_loop(self, extra_env: dict[str, str], label: str, command: list[str] | None = None) -> dict[str, Any]:
         prefix = f"bench-proc-{time.time_ns()}"
         self.topics(prefix)
         requests = LoadGen(seed=7).mixed_batch(events=self.mode.fill_events)
@@ -449,7 +454,8 @@ class Bench:
             **extra_env,
         }
         expected = int(mix["events"])  # type: ignore[call-overload]
-        processor = Managed("processor", [ESPWIRE, "process"], self.logs, env=env, cwd=REPO)
+        argv = [PY, *command] if command else [ESPWIRE, "process"]
+        processor = Managed("processor", argv, self.logs, env=env, cwd=REPO)
         try:
             counted = asyncio.run(
                 _count_events(self.bootstrap, Topics(prefix).events, expected, processor, timeout=120)
