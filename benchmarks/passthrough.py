@@ -56,6 +56,7 @@ async def run(publish: str, stop: asyncio.Event) -> None:
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=32 * 1024 * 1024,
         fetch_max_bytes=64 * 1024 * 1024,
+        fetch_max_wait_ms=settings.processor.max_batch_wait_ms,
     )
     producer = make_producer(settings, bootstrap, "passthrough")
     await producer.start()

@@ -1,6 +1,7 @@
 """Interleaved A/B runs of ``espwire process`` (Redis dedupe + every enricher) on the realistic mix.
 
     python -m benchmarks.processor_ab --events 120000 --reps 2 [--tree A] [--tree B] [--py-spy DIR]
+        [--env KEY=VALUE[,KEY=VALUE...]] [--baseline send|batch]
 
 Each ``--tree`` is a checkout of this repository (a ``git worktree`` of the commit to compare; default:
 this one); the processor runs from it (``python -m espwire.cli process`` with the tree as its working
@@ -9,7 +10,10 @@ between the trees, ABBA..., each on a freshly filled topic and a fresh Redis key
 after), so both see the same broker, Redis and machine load. The figure a
 change is judged by: events/s from the first to the last event on the events topic, and the
 processor's CPU per event over that span. ``--py-spy DIR`` records each run's samples (collapsed
-stacks, for ``py-spy``'s flame graphs or a grep) as DIR/<tree>-<rep>.txt.
+stacks, for ``py-spy``'s flame graphs or a grep) as DIR/<tree>-<arm>-<rep>.txt. ``--env`` adds this
+checkout run with other settings or environment (e.g. ``ESPWIRE_PROCESSOR_MAX_BATCH_BYTES=131072`` or
+``PYTHONMALLOC=malloc``), ``--baseline`` the passthrough baseline (benchmarks/passthrough.py), each as
+one more arm of the same interleaving.
 """
 
 from __future__ import annotations

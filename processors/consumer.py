@@ -106,14 +106,14 @@ async def run_processor(
     dedupe = pipeline.dedupe if isinstance(pipeline.dedupe, Deduplicator) else None
     try:
         while not stop.is_set():
-            if dedupe is not None and not dedupe.ready:
-                # Paused on a store that does not answer: fetch nothing more. Past max_poll_interval_ms the
-                # group hands this member's partitions to processors that still reach the store.
-                await _store_back_or_stopped(dedupe, stop)
-                continue
-            batch = await consumer.getmany(timeout_ms=conf.max_batch_wait_ms, max_records=conf.max_batch_records)
             while in_flight and in_flight[0].done.done():
                 await in_flight.popleft().done  # raises what failed in it
+            if dedupe is not None and not dedupe.ready and in_flight:
+                # Paused on a store that does not answer: fetch nothing more while a slice retries it. Past
+                # max_poll_interval_ms the group hands this member's partitions to processors that reach it.
+                await _store_back_or_stopped(dedupe, stop, in_flight[0].done)
+                continue
+            batch = await consumer.getmany(timeout_ms=conf.max_batch_wait_ms, max_records=conf.max_batch_records)
             # One fetch can hold thousands of SparkPost batches: work in slices of a bounded size, so
             # adapting one slice overlaps with the round trips of the previous ones and memory stays flat.
             for records, offsets in slices(batch, conf.max_batch_bytes):
@@ -156,11 +156,17 @@ async def run_processor(
         log.info("processor stopped")
 
 
-async def _store_back_or_stopped(dedupe: Deduplicator, stop: asyncio.Event, poll_seconds: float = 0.2) -> None:
-    """Returns once the dedupe store answers again (a paused slice's retry got through) or on stop."""
-    while not dedupe.ready and not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), poll_seconds)
+async def _store_back_or_stopped(
+    dedupe: Deduplicator, stop: asyncio.Event, oldest: asyncio.Task[None], poll_seconds: float = 0.2
+) -> None:
+    """Returns once the dedupe store answers again (a paused slice's retry got through), once the oldest
+    slice has ended (it may have failed otherwise: the caller raises that), or on stop."""
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        while not dedupe.ready and not stopping.done() and not oldest.done():
+            await asyncio.wait({stopping, oldest}, timeout=poll_seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
 
 
 async def _finished_unless_stopped(flow: SliceFlow, stop: asyncio.Event) -> bool:
