@@ -69,7 +69,14 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     settings = _settings(args)
     bootstrap = _bootstrap(settings)
     with contextlib.suppress(Exception):  # the gateway spools while Kafka is away; topics come later
-        run(ensure_topics(bootstrap, Topics(settings.kafka.topic_prefix).core(), settings.kafka.partitions))
+        run(
+            ensure_topics(
+                bootstrap,
+                Topics(settings.kafka.topic_prefix).core(),
+                settings.kafka.partitions,
+                settings.kafka.replication,
+            )
+        )
     run_workers(settings, bootstrap, args.workers)
     return 0
 
@@ -210,8 +217,13 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
+    from sinks.registry import build_sink
+
     try:
         settings = load_settings(args.file)
+        # A sink's own options are checked when it is built (side-effect free: it connects in start()).
+        for sink in settings.sinks:
+            build_sink(sink, settings)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2

@@ -43,7 +43,7 @@ async def _run_all(settings: Settings, bootstrap: str, embedded: bool) -> None:
     from processors.consumer import run_processor
 
     topics = Topics(settings.kafka.topic_prefix)
-    await ensure_topics(bootstrap, topics.core(), settings.kafka.partitions)
+    await ensure_topics(bootstrap, topics.core(), settings.kafka.partitions, settings.kafka.replication)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

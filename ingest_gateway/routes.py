@@ -49,6 +49,10 @@ class HookHandler:
         self.gateway = settings.gateway
         self._sources = {s.id: s for s in settings.sources}
         self._authenticators = {s.id: auth.Authenticator(s) for s in settings.sources}
+        for source in settings.sources:
+            if any(rule.type == "none" for rule in source.auth):
+                where = "from its allow_ips" if source.allow_ips else "from anywhere"
+                log.warning("source accepts requests without credentials", extra={"source": source.id, "from": where})
         # The request headers kept in each source's envelopes: never one that carries its secrets.
         self._kept_headers = {
             s.id: tuple(name for name in _KEPT_HEADERS if name not in auth.credential_header_names(s))
@@ -101,10 +105,15 @@ class HookHandler:
         try:
             path = await self.publisher.persist(envelope)
         except SpoolFull:
-            log.error("refused: kafka down and spool full", extra={"source": source.id})
+            log.error(
+                "refused: kafka down and spool full", extra={"source": source.id, "request_id": envelope.request_id}
+            )
             return _json(503, {"error": "temporarily unable to store"}, {"Retry-After": _RETRY_AFTER_SECONDS})
         except Exception as exc:
-            log.exception("could not store request", extra={"source": source.id, "error": repr(exc)})
+            log.exception(
+                "could not store request",
+                extra={"source": source.id, "request_id": envelope.request_id, "error": repr(exc)},
+            )
             return _json(503, {"error": "temporarily unable to store"}, {"Retry-After": _RETRY_AFTER_SECONDS})
         self.tally.acknowledged(path, time.perf_counter() - started)
         self.tally.accepted(source.id, len(body))

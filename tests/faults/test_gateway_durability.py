@@ -139,7 +139,9 @@ async def test_sigkill_while_spooling_then_restart_drains_everything(
     assert set(acknowledged) <= set(_request_ids(records))
 
 
-async def test_spool_full_answers_503_with_retry_after(proxied_broker: ProxiedBroker, tmp_path: Path) -> None:
+async def test_spool_full_answers_503_with_retry_after(
+    proxied_broker: ProxiedBroker, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     from espwire.topics import ensure_topics
 
     await ensure_topics(proxied_broker.bootstrap, ["full.raw"], 2)
@@ -157,6 +159,9 @@ async def test_spool_full_answers_503_with_retry_after(proxied_broker: ProxiedBr
         assert 503 in statuses
         first_refusal = statuses.index(503)
         assert set(statuses[first_refusal:]) == {503}, "once full, never a 200"
+        refusals = [r for r in caplog.records if r.getMessage() == "refused: kafka down and spool full"]
+        assert len(refusals) == statuses.count(503), "each refusal is logged"
+        assert all(getattr(r, "request_id", "") for r in refusals), "with the request id it would have had"
         async with session.get(f"{gateway.url}/readyz") as response:
             assert response.status == 503
         accepted = statuses.count(200)

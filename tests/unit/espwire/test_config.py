@@ -93,3 +93,21 @@ def test_campaign_context_takes_one_table_with_a_valid_name(tmp_path: Path) -> N
     good = tmp_path / "good.toml"
     good.write_text('[enrich]\ncampaign_dsn = "postgresql://x@127.0.0.1/db"\ncampaign_table = "crm.campaigns"\n')
     assert load_settings(good).enrich.campaign_table == "crm.campaigns"
+
+
+def test_config_check_refuses_bad_sink_options_with_their_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """[[sinks]] entries take any keys at load (each kind has its own options), so `config check` builds
+    every sink to check them: a typo or a missing required option is named before deployment."""
+    bad = tmp_path / "sinks.toml"
+    bad.write_text('[[sinks]]\nname = "lake"\ntype = "files"\nbogus = 1\n')
+    assert main(["config", "check", str(bad)]) == 2
+    assert "sinks.lake.bogus" in capsys.readouterr().err
+    missing = tmp_path / "missing.toml"
+    missing.write_text('[[sinks]]\nname = "db"\ntype = "postgres"\n')
+    assert main(["config", "check", str(missing)]) == 2
+    assert "sinks.db.dsn" in capsys.readouterr().err
+    good = tmp_path / "good.toml"
+    good.write_text('[[sinks]]\nname = "lake"\ntype = "files"\npath = "events"\n')
+    assert main(["config", "check", str(good)]) == 0

@@ -59,3 +59,19 @@ def test_challenge_only_for_basic() -> None:
 def test_credential_headers_are_never_kept() -> None:
     names = credential_header_names(_source(HEADER))
     assert {"x-token", "authorization", "cookie"} <= names
+
+
+def test_a_source_without_credentials_is_warned_about_at_start(caplog: pytest.LogCaptureFixture) -> None:
+    from espwire.config import Settings
+    from ingest_gateway.routes import HookHandler
+
+    sources = [_source(HEADER), SourceConfig.model_validate({"id": "open", "provider": "falconide"})]
+    fenced = {"id": "fenced", "provider": "falconide", "auth": [{"type": "none"}], "allow_ips": ["192.0.2.0/24"]}
+    sources.append(SourceConfig.model_validate(fenced))
+    with caplog.at_level("WARNING", logger="espwire.gateway"):
+        HookHandler(Settings(sources=sources), publisher=None)  # type: ignore[arg-type]
+    warnings = [r for r in caplog.records if r.getMessage() == "source accepts requests without credentials"]
+    assert {getattr(r, "source"): getattr(r, "from") for r in warnings} == {  # noqa: B009
+        "open": "from anywhere",
+        "fenced": "from its allow_ips",
+    }
