@@ -326,6 +326,26 @@ def test_dashboard_has_the_panels_operators_need() -> None:
     assert datasource["datasources"][0]["uid"] == "prometheus"
 
 
+def test_jobs_the_alerts_select_are_scraped_under_that_name_in_both_setups() -> None:
+    """An alert on ``up{job="..."}`` must name a job that exists: prometheus.yml's job_name for compose,
+    the PodMonitors' job relabelling on Kubernetes (the operator's own name would be namespace/name)."""
+    selected = {job for _, expr in alert_queries() for job in re.findall(r'job="([^"]+)"', expr)}
+    assert selected, "the gateway-down alert selects its job"
+    compose_jobs = {
+        job["job_name"] for job in yaml.safe_load((DEPLOY / "prometheus/prometheus.yml").read_text())["scrape_configs"]
+    }
+    k8s_jobs = {
+        relabel["replacement"]
+        for _, doc in k8s_objects()
+        if doc["kind"] == "PodMonitor"
+        for endpoint in doc["spec"]["podMetricsEndpoints"]
+        for relabel in endpoint.get("relabelings", [])
+        if relabel.get("targetLabel") == "job"
+    }
+    assert selected <= compose_jobs, selected - compose_jobs
+    assert selected <= k8s_jobs, selected - k8s_jobs
+
+
 @pytest.mark.parametrize("where, expr", dashboard_queries() + alert_queries())
 def test_every_queried_metric_exists_in_the_code(where: str, expr: str) -> None:
     queried = queried_metric_names(expr)
