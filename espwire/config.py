@@ -251,7 +251,12 @@ def load_settings(path: Path | str | None = None) -> Settings:
     try:
         values = tomllib.loads(chosen.read_text())
     except FileNotFoundError:
-        raise ConfigError(f"{chosen}: no such file") from None
+        hint = (
+            ""
+            if path or os.environ.get("ESPWIRE_CONFIG")
+            else " (the example config is in a checkout only: pass --config or set ESPWIRE_CONFIG)"
+        )
+        raise ConfigError(f"{chosen}: no such file{hint}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{chosen}: not valid TOML: {exc}") from None
     try:

@@ -111,3 +111,12 @@ def test_config_check_refuses_bad_sink_options_with_their_path(
     good = tmp_path / "good.toml"
     good.write_text('[[sinks]]\nname = "lake"\ntype = "files"\npath = "events"\n')
     assert main(["config", "check", str(good)]) == 0
+
+
+def test_a_missing_file_is_named_and_the_fallback_explained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError, match="nope.toml: no such file$"):
+        load_settings(tmp_path / "nope.toml")
+    monkeypatch.delenv("ESPWIRE_CONFIG", raising=False)
+    monkeypatch.setattr("espwire.config.EXAMPLE_CONFIG", tmp_path / "installed" / "espwire.example.toml")
+    with pytest.raises(ConfigError, match="pass --config or set ESPWIRE_CONFIG"):
+        load_settings()
