@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, cast
 import orjson
 import redis
 from aiokafka import AIOKafkaProducer
+from pydantic import SecretStr
 
 from benchmarks.loadgen import LoadGen, describe
 from benchmarks.redis_keys import drop_keys
@@ -77,7 +78,7 @@ async def build_pipeline(stages: str, redis_url: str) -> tuple[Pipeline, list[An
     settings = Settings(
         kafka=KafkaConfig(topic_prefix="bench"),
         # A fresh prefix each time, so every id is new; a short window, should a run stop before its cleanup.
-        dedupe=DedupeConfig(store="redis", redis_url=redis_url, key_prefix=key_prefix, window_hours=0.1),
+        dedupe=DedupeConfig(store="redis", redis_url=SecretStr(redis_url), key_prefix=key_prefix, window_hours=0.1),
         enrich=EnrichConfig(bot_click_state_hours=0.1),
     )
     # The bootstrap is only used to search the events topic for claims in doubt: none here.

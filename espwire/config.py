@@ -128,7 +128,7 @@ class ProcessorConfig(Section):
 class DedupeConfig(Section):
     enabled: bool = True
     store: Literal["redis", "sqlite", "memory"] = "sqlite"
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")  # may carry the password: never printed
     key_prefix: str = "espwire:dedupe:"
     window_hours: float = 72.0
     # What the processor does when the store is down: pause (default) or pass events through.

@@ -46,7 +46,7 @@ __all__ = [
 def build_store(config: DedupeConfig, datadir: Path) -> DedupeStore:
     """The configured store; the caller closes it (``await store.close()``)."""
     if config.store == "redis":
-        return RedisDedupeStore.from_url(config.redis_url, config.key_prefix)
+        return RedisDedupeStore.from_url(config.redis_url.get_secret_value(), config.key_prefix)
     if config.store == "sqlite":
         return SqliteDedupeStore(datadir / SQLITE_FILE, purge_interval_seconds=config.sqlite_purge_seconds)
     # Accepted so tests and experiments can run without Redis or a data dir, but said out loud.

@@ -114,9 +114,17 @@ def test_config_check_refuses_bad_sink_options_with_their_path(
 
 
 def test_a_missing_file_is_named_and_the_fallback_explained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(ConfigError, match="nope.toml: no such file$"):
+    with pytest.raises(ConfigError, match=r"nope\.toml: no such file$"):
         load_settings(tmp_path / "nope.toml")
     monkeypatch.delenv("ESPWIRE_CONFIG", raising=False)
     monkeypatch.setattr("espwire.config.EXAMPLE_CONFIG", tmp_path / "installed" / "espwire.example.toml")
     with pytest.raises(ConfigError, match="pass --config or set ESPWIRE_CONFIG"):
         load_settings()
+
+
+def test_the_redis_url_is_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    """It carries Redis's password in production (the Kubernetes Secret puts it there)."""
+    monkeypatch.setenv("ESPWIRE_DEDUPE_REDIS_URL", "redis://:hunter2@redis:6379/0")
+    settings = load_settings(EXAMPLE_CONFIG)
+    assert settings.dedupe.redis_url.get_secret_value() == "redis://:hunter2@redis:6379/0"
+    assert "hunter2" not in repr(settings) and "hunter2" not in str(settings.model_dump())
