@@ -15,7 +15,9 @@ Body shapes, decided by content rather than the Content-Type label (PHP senders 
   field (any name) whose value is that JSON, URL-encoded or raw
   (``data=[{...}]``, read as it is); otherwise ``unrecognised_body``. A form of one field named like a
   parameter (``event=[{...}]``) whose value reads as JSON objects is that batch too, except X-APIHEADER
-  (a sender's string, JSON-looking or not). Unencoded whitespace around a form (a trailing newline) is
+  (a sender's string, JSON-looking or not). A form with parameters but no EVENT beside one field of event
+  objects (``data=[{...}]&X-APIHEADER=ACC1``) is that batch, each event taking the parameters it lacks.
+  Unencoded whitespace around a form (a trailing newline) is
   no part of its last value. A multipart/form-data body (what a PHP relay's ``$_POST`` also reads) is
   taken apart the same way.
 - A HEAD or GET without a body is the URL check (no events, no failure); an empty POST is ``empty_body``.
@@ -191,11 +193,43 @@ def _from_fields(fields: dict[str, Any]) -> Any:
             except BodyError:
                 return fields
     if any(key in _FLAT_FORM_KEYS for key in keys):
-        return fields
+        batch = _batch_beside_parameters(fields, keys)
+        return fields if batch is None else batch
     json_values = [value for value in fields.values() if isinstance(value, str) and value.lstrip()[:1] in ("[", "{")]
     if len(json_values) == 1:
         return parse_json_lenient(json_values[0])
     raise BodyError("unrecognised_body", f"neither JSON nor a Falconide form ({len(fields)} form fields)")
+
+
+def _batch_beside_parameters(fields: dict[str, Any], keys: list[str]) -> list[dict[str, Any]] | None:
+    """``data=[{...}]&X-APIHEADER=ACC1``: a form with some of the guide's parameters but no EVENT of its own,
+    beside one other field holding event objects (each with its EVENT). That field is the batch and the
+    parameters go with each of its events where the event lacks them, so that neither the events nor the
+    parameters' values are lost (read as one event's fields, the batch would be one ``unknown`` event).
+    None for any other form."""
+    if "EVENT" in keys:
+        return None
+    named = list(zip(keys, fields.values(), strict=True))
+    candidates = [
+        value
+        for key, value in named
+        if key not in _FLAT_FORM_KEYS and isinstance(value, str) and value.lstrip()[:1] in ("[", "{")
+    ]
+    if len(candidates) != 1:
+        return None
+    try:
+        batch = _batch_in(candidates[0])
+    except BodyError:
+        return None
+    items = batch if isinstance(batch, list) else [batch]
+    if not items or not all(any(_field_key(name) == "EVENT" for name in item) for item in items):
+        return None
+    shared = {name: value for (key, value), name in zip(named, fields, strict=True) if key in _FLAT_FORM_KEYS}
+    merged = []
+    for item in items:
+        present = {_field_key(name) for name in item}
+        merged.append({**item, **{name: v for name, v in shared.items() if _field_key(name) not in present}})
+    return merged
 
 
 def _present(value: object) -> str | None:

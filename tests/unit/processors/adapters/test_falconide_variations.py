@@ -348,6 +348,23 @@ def test_a_raw_json_api_header_as_the_first_field_is_not_taken_for_the_batch() -
     assert only(adapt('X-APIHEADER={"order":"A-1"}', "application/x-www-form-urlencoded"))["type"] == "unknown"
 
 
+@pytest.mark.parametrize("encode", [True, False])
+def test_a_batch_field_beside_parameters_is_the_batch_and_each_event_takes_them(encode: bool) -> None:
+    # The guide: "params: Parameters which you want to receive in all API calls", X-APIHEADER among them.
+    opened = {**record("opened", "b@example.com"), "X-APIHEADER": "OWN"}
+    batch = json.dumps([record("sent", "a@example.com"), opened])
+    body = f"data={quote(batch) if encode else batch}&X-APIHEADER=ACC1&TAGS=winter"
+    result = adapt(body, FORM)
+    assert summary(result) == TWO
+    sent, opened_event = result.events
+    assert sent["data"]["raw"]["X-APIHEADER"] == "ACC1" and sent["data"]["raw"]["TAGS"] == "winter"
+    assert opened_event["data"]["raw"]["X-APIHEADER"] == "OWN", "an event's own value wins"
+    # Not a batch: objects without EVENT, or a form that names its own EVENT, stay one event's fields.
+    assert only(adapt("data=" + quote('[{"x":1}]') + "&X-APIHEADER=ACC1", FORM))["type"] == "unknown"
+    flat = only(adapt(f"EVENT=opened&EMAIL=a%40example.com&TIMESTAMP=1795161700&note={quote(batch)}", FORM))
+    assert flat["type"] == "email.opened"
+
+
 # --- field-name spellings, form whitespace, a batch under a parameter's name ----------------------------
 
 
