@@ -251,12 +251,8 @@ def load_settings(path: Path | str | None = None) -> Settings:
     try:
         values = tomllib.loads(chosen.read_text())
     except FileNotFoundError:
-        hint = (
-            ""
-            if path or os.environ.get("ESPWIRE_CONFIG")
-            else " (the example config is in a checkout only: pass --config or set ESPWIRE_CONFIG)"
-        )
-        raise ConfigError(f"{chosen}: no such file{hint}") from None
+        hint = " (the example config is in a checkout only: pass --config or set ESPWIRE_CONFIG)"
+        raise ConfigError(f"{chosen}: no such file{hint if chosen == EXAMPLE_CONFIG else ''}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{chosen}: not valid TOML: {exc}") from None
     try:

@@ -182,12 +182,16 @@ def _batch_in(value: str) -> list[Any] | dict[str, Any]:
     return batch
 
 
+def _looks_like_json(value: object) -> bool:
+    return isinstance(value, str) and value.lstrip()[:1] in ("[", "{")
+
+
 def _from_fields(fields: dict[str, Any]) -> Any:
     """A form's fields: those of one event, or the batch in its one JSON-valued field."""
     keys = [_field_key(name) for name in fields]
     if len(keys) == 1 and keys[0] in _FLAT_FORM_KEYS and keys[0] != _API_HEADER:
         (value,) = fields.values()
-        if isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
+        if _looks_like_json(value):
             try:
                 return _batch_in(value)
             except BodyError:
@@ -195,7 +199,7 @@ def _from_fields(fields: dict[str, Any]) -> Any:
     if any(key in _FLAT_FORM_KEYS for key in keys):
         batch = _batch_beside_parameters(fields, keys)
         return fields if batch is None else batch
-    json_values = [value for value in fields.values() if isinstance(value, str) and value.lstrip()[:1] in ("[", "{")]
+    json_values = [value for value in fields.values() if _looks_like_json(value)]
     if len(json_values) == 1:
         return parse_json_lenient(json_values[0])
     raise BodyError("unrecognised_body", f"neither JSON nor a Falconide form ({len(fields)} form fields)")
@@ -209,12 +213,8 @@ def _batch_beside_parameters(fields: dict[str, Any], keys: list[str]) -> list[di
     None for any other form."""
     if "EVENT" in keys:
         return None
-    named = list(zip(keys, fields.values(), strict=True))
-    candidates = [
-        value
-        for key, value in named
-        if key not in _FLAT_FORM_KEYS and isinstance(value, str) and value.lstrip()[:1] in ("[", "{")
-    ]
+    entries = list(zip(keys, fields.items(), strict=True))
+    candidates = [value for key, (_, value) in entries if key not in _FLAT_FORM_KEYS and _looks_like_json(value)]
     if len(candidates) != 1:
         return None
     try:
@@ -222,14 +222,14 @@ def _batch_beside_parameters(fields: dict[str, Any], keys: list[str]) -> list[di
     except BodyError:
         return None
     items = batch if isinstance(batch, list) else [batch]
-    if not items or not all(any(_field_key(name) == "EVENT" for name in item) for item in items):
+    items_keys = [{_field_key(name) for name in item} for item in items]
+    if not items or not all("EVENT" in item_keys for item_keys in items_keys):
         return None
-    shared = {name: value for (key, value), name in zip(named, fields, strict=True) if key in _FLAT_FORM_KEYS}
-    merged = []
-    for item in items:
-        present = {_field_key(name) for name in item}
-        merged.append({**item, **{name: v for name, v in shared.items() if _field_key(name) not in present}})
-    return merged
+    shared = [(key, name, value) for key, (name, value) in entries if key in _FLAT_FORM_KEYS]
+    return [
+        {**item, **{name: value for key, name, value in shared if key not in item_keys}}
+        for item, item_keys in zip(items, items_keys, strict=True)
+    ]
 
 
 def _present(value: object) -> str | None:
