@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from urllib.parse import quote
 
 import aiohttp
 import orjson
@@ -46,6 +47,17 @@ POSTS: list[tuple[str, bytes, str, tuple[str, str | None, str | None, str]]] = [
         "application/json",
         ("email.delivered", "c@example.com", None, "sent"),  # Falconide "sent" is a delivery
     ),
+    # A batch in a form field beside the params the guide says come with every call: the batch, with them.
+    (
+        "falconide",
+        b"data="
+        + quote(
+            '[{"TRANSID":"198987967558","EMAIL":"d@example.com","EVENT":"opened","TIMESTAMP":"1795161700"}]'
+        ).encode()
+        + b"&X-APIHEADER=ACC1",
+        FORM,
+        ("email.opened", "d@example.com", "2026-11-20T08:01:40Z", "opened"),
+    ),
 ]
 
 
@@ -80,3 +92,5 @@ async def test_documented_variants_are_kept_and_give_their_events(
     (bounced,) = (e for e in events if e["type"] == "email.bounced")
     assert bounced["data"]["bounce"]["severity"] == "soft"
     assert bounced["data"]["message"]["from"] == "info@example.com"
+    (opened,) = (e for e in events if e["type"] == "email.opened" and e["data"]["provider"] == "falconide")
+    assert opened["data"]["raw"]["X-APIHEADER"] == "ACC1"
