@@ -195,7 +195,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from processors.dead_letter import replay_dead_letters
 
     settings = _settings(args)
-    count = run(replay_dead_letters(settings, _bootstrap(settings), since=args.since, source=args.source))
+    count = run(
+        replay_dead_letters(
+            settings, _bootstrap(settings), since=args.since, source=args.source, reason=args.reason, stale=args.stale
+        )
+    )
     print(f"re-submitted {count} dead-letter record(s) to {settings.kafka.topic_prefix}.raw")
     return 0
 
@@ -320,6 +324,12 @@ def build_parser() -> argparse.ArgumentParser:
     dlq.add_argument("--config")
     dlq.add_argument("--since", help="only records dead-lettered at or after this RFC 3339 time")
     dlq.add_argument("--source", help="only records of this source id")
+    dlq.add_argument("--reason", help="only records dead-lettered for this reason (e.g. adapter_error)")
+    dlq.add_argument(
+        "--stale",
+        action="store_true",
+        help="only records an older version of their provider's adapter refused (what an upgrade may now read)",
+    )
     dlq.set_defaults(func=cmd_replay)
 
     config = sub.add_parser("config", help="Configuration tools.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +20,8 @@ from espwire.clock import utc_now
 from espwire.config import Settings
 from espwire.envelope import ENVELOPE_HEADER, Envelope
 from espwire.topics import Topics
-from processors.adapters.base import Failure
+from processors.adapters import ADAPTERS
+from processors.adapters.base import Adapter, Failure
 
 DLQ_HEADER = "espwire-dlq"
 
@@ -50,10 +52,29 @@ def _instant(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+def written_by_older_adapter(info: dict[str, Any], adapters: Mapping[str, Adapter]) -> bool:
+    """Refused by another version of its provider's adapter than the one running now (or by no adapter, for a
+    provider espwire knows now): a fixed mapping may read it. A record this version refused would only fail again."""
+    adapter = adapters.get(str(info.get("provider")))
+    return adapter is not None and info.get("adapter_version") != adapter.version
+
+
 async def replay_dead_letters(
-    settings: Settings, bootstrap: str, *, since: str | None = None, source: str | None = None, idle_ms: int = 2000
+    settings: Settings,
+    bootstrap: str,
+    *,
+    since: str | None = None,
+    source: str | None = None,
+    reason: str | None = None,
+    stale: bool = False,
+    adapters: Mapping[str, Adapter] = ADAPTERS,
+    idle_ms: int = 2000,
 ) -> int:
-    """Reads the whole dead-letter topic once and re-submits the matching records to espwire.raw."""
+    """Reads the whole dead-letter topic once and re-submits the matching records to espwire.raw.
+
+    ``stale``: only what an older version of its provider's adapter refused (``written_by_older_adapter``),
+    so that replaying after each upgrade does not re-submit, and dead-letter again, what still fails.
+    """
     topics = Topics(settings.kafka.topic_prefix)
     consumer = AIOKafkaConsumer(
         topics.dlq,
@@ -78,6 +99,10 @@ async def replay_dead_letters(
                     if source and info.get("source_id") != source:
                         continue
                     if since_at and (not info.get("failed_at") or _instant(info["failed_at"]) < since_at):
+                        continue
+                    if reason and info.get("reason") != reason:
+                        continue
+                    if stale and not written_by_older_adapter(info, adapters):
                         continue
                     headers = [(k, v) for k, v in record.headers if k == ENVELOPE_HEADER]
                     if not headers:

@@ -51,7 +51,9 @@ class GuardedAdapter(abc.ABC):
 
 class Adapter(Protocol):
     provider: ClassVar[str]
-    # Bumped whenever the mapping changes, recorded in dead letters so a replay can be targeted.
+    # Bumped whenever the events or failures it gives change (tests/unit/processors/adapters/
+    # test_adapter_versions.py holds it to that), recorded in dead letters: `replay dlq --stale` re-submits
+    # what an older version refused.
     version: ClassVar[str]
 
     def adapt(self, envelope: Envelope) -> AdaptResult:

@@ -107,7 +107,7 @@ def _field_key(name: str) -> str:
 
 class FalconideAdapter(GuardedAdapter):
     provider: ClassVar[str] = "falconide"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
 
     def _adapt(self, envelope: Envelope) -> AdaptResult:
         if envelope.method in ("HEAD", "GET") and not envelope.body.strip():

@@ -161,7 +161,7 @@ def _batches(envelope: Envelope) -> list[Any]:
 
 class RecurlyEngageAdapter(GuardedAdapter):
     provider: ClassVar[str] = "recurly_engage"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
 
     def _adapt(self, envelope: Envelope) -> AdaptResult:
         try:

@@ -100,7 +100,7 @@ _BOUNCE_CLASSES: dict[str, tuple[str, str, str]] = {
 
 class SparkPostAdapter(GuardedAdapter):
     provider: ClassVar[str] = "sparkpost"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
 
     def _adapt(self, envelope: Envelope) -> AdaptResult:
         try:

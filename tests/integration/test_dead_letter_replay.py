@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from pathlib import Path
 from typing import ClassVar
 
@@ -66,3 +67,30 @@ async def test_replay_after_fix_gives_the_events(kafka_bootstrap: str, topic_pre
     ids = [orjson.loads(r.value)["id"] for r in events]
     assert len(ids) == 2 * len(case.expect_events)
     assert len(set(ids)) == len(case.expect_events), "replayed events carry the same deterministic ids"
+
+
+async def test_stale_replays_only_what_an_older_adapter_refused(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    settings = gateway_settings(topic_prefix, tmp_path)
+    topics = Topics(topic_prefix)
+    await ensure_topics(kafka_bootstrap, topics.core(), 2)
+    case = next(c for c in load_cases("sparkpost") if c.name == "cust_sibling")
+    good = Envelope("sparkpost", "sparkpost", "req-1", "2026-11-24T00:00:00Z", "POST", "application/json", case.body)
+    await produce(kafka_bootstrap, topics.raw, [(good.key, good.body, good.kafka_headers())])
+    broken = Pipeline(topics, adapters={**ADAPTERS, "sparkpost": BrokenSparkPost()})
+    assert len(await _run_until(settings, kafka_bootstrap, broken, topics.dlq, 1)) == 1
+
+    # Upgraded: this adapter reads the first request, and refuses a body that is not JSON at all.
+    bad = Envelope("sparkpost", "sparkpost", "req-2", "2026-11-24T00:00:01Z", "POST", "application/json", b"{oops")
+    await produce(kafka_bootstrap, topics.raw, [(bad.key, bad.body, bad.kafka_headers())])
+    settings = settings.model_copy(update={"processor": settings.processor.model_copy(update={"group_id": "fixed"})})
+    dead = await _run_until(settings, kafka_bootstrap, Pipeline(topics), topics.dlq, 2)
+    versions = {info["reason"]: info["adapter_version"] for r in dead if (info := dead_letter_info(r.headers))}
+    assert versions == {"adapter_error": "0-broken", "invalid_json": ADAPTERS["sparkpost"].version}
+
+    assert await replay_dead_letters(settings, kafka_bootstrap, reason="invalid_json") == 1
+    before = Counter(r.value for r in await consume_all(kafka_bootstrap, topics.raw, expect=3, idle_seconds=2))
+    assert await replay_dead_letters(settings, kafka_bootstrap, stale=True) == 1
+    after = Counter(r.value for r in await consume_all(kafka_bootstrap, topics.raw, expect=4, idle_seconds=2))
+    assert after - before == Counter({case.body: 1}), "only the request the old adapter refused"
