@@ -95,7 +95,9 @@ async def serving(
     await gateway.start()
     try:
         # auto_decompress off: the gateway inflates bodies itself, in bounded steps (limits.py).
-        server = web.Server(gateway.dispatcher, auto_decompress=False, access_log=None)
+        server = web.Server(
+            gateway.dispatcher, auto_decompress=False, access_log=None, max_line_size=settings.gateway.max_url_bytes
+        )
         runner = web.ServerRunner(server, handle_signals=False)
         await runner.setup()
         try:

@@ -87,7 +87,7 @@ class HookHandler:
             return _json(401, {"error": "unauthorized"}, {"WWW-Authenticate": challenge} if challenge else None)
         if request.method == "HEAD":
             return web.Response(status=200)  # Falconide's URL check
-        if request.method == "GET" and not request.query_string:
+        if request.method == "GET" and not raw_query(request):
             return _json(200, {"status": "ok"})  # a URL check; nothing to keep
         max_bytes = source.max_body_bytes or self.gateway.max_body_bytes
         try:
@@ -134,7 +134,7 @@ class HookHandler:
             body=body,
             headers=headers,
             remote_addr=address,
-            query=request.query_string,
+            query=raw_query(request),
             options=options,
         )
 
@@ -169,3 +169,9 @@ def metrics_handler(tally: metrics.RequestTally) -> Callable[[web.BaseRequest], 
         return response
 
     return serve_metrics
+
+
+def raw_query(request: web.BaseRequest) -> str:
+    """The query as it came on the request line. aiohttp's ``query_string`` is decoded once already (``%2525``
+    reads ``%25``, ``%20`` a space), so an adapter decoding the stored query would decode it twice."""
+    return request.raw_path.partition("?")[2]

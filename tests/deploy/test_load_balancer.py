@@ -7,13 +7,16 @@ when a gateway is stopped (SIGTERM) while requests are in flight; and the balanc
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import signal
 import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 import aiohttp
 import pytest
+from yarl import URL
 
 from espwire.broker import free_port
 from espwire.envelope import Envelope
@@ -120,3 +123,26 @@ async def test_every_200_through_the_balancer_is_on_raw_when_a_gateway_dies(
     on_raw = {Envelope.from_record(record.value, record.headers).request_id for record in records}
     missing = set(accepted) - on_raw
     assert not missing, f"{len(missing)} requests answered 200 are not on {topic_prefix}.raw"
+
+
+async def test_a_get_batch_with_a_long_query_passes_the_balancer_as_sent(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, haproxy_binary: str
+) -> None:
+    await ensure_topics(kafka_bootstrap, Topics(topic_prefix).core(), 2)
+    lb_port, stats_port = free_port(), free_port()
+    query = urlencode(
+        {"events": json.dumps([{"user_id": f"u-{n}", "event": "Goal", "ts": 1795162100} for n in range(2500)])}
+    )
+    assert 16384 < len(query) < 256 * 1024  # past HAProxy's default buffer, within the gateway's limit
+    with gateway_process("gateway", kafka_bootstrap, topic_prefix, tmp_path / "gw", tmp_path) as gw:
+        await wait_http_ok(f"{gw.url}/readyz", 30, gw.child)
+        env = haproxy_env(f"127.0.0.1:{lb_port}", f"127.0.0.1:{stats_port}", [f"127.0.0.1:{gw.port}"] * 2)
+        with child_process("haproxy", haproxy_argv(haproxy_binary), tmp_path, env) as haproxy:
+            await wait_http_ok(f"http://127.0.0.1:{stats_port}/healthz", 15, haproxy)
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as session:
+                await wait_servers_up(session, f"http://127.0.0.1:{stats_port}", 15)
+                url = URL(f"http://127.0.0.1:{lb_port}/hooks/recurly_engage?{query}", encoded=True)
+                async with session.get(url, headers={"x-api-key": "re-test-key"}) as response:
+                    assert response.status == 200, await response.text()
+    records = await consume_all(kafka_bootstrap, f"{topic_prefix}.raw", expect=1, idle_seconds=2)
+    assert [Envelope.from_record(r.value, r.headers).query for r in records] == [query]

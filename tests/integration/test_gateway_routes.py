@@ -7,13 +7,18 @@ import asyncio
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
+from urllib.parse import urlencode
 
 import aiohttp
 import orjson
+from yarl import URL
 
 from espwire.broker import wait_for_port
+from espwire.envelope import Envelope
 from ingest_gateway.app import serve
+from processors.adapters import ADAPTERS
 from tests.support.gateway import gateway_settings, running_gateway
+from tests.support.kafka import consume_all
 
 TOKEN = {"X-MessageSystems-Webhook-Token": "sp-test-token"}
 
@@ -164,3 +169,45 @@ async def test_the_accepted_answer_keeps_or_closes_the_connection_as_the_request
             finally:
                 writer.close()
                 await writer.wait_closed()
+
+
+# A value with what a query must escape: "%20" as text (sent as %2520), a plus, an ampersand, an equals sign.
+TRACKED = {
+    "app_id": "74f72649-0327-4911-bd21-a4cd533cec1c",
+    "user_id": "u-01040",
+    "event": "Play Button",
+    "platform": "redfast",
+    "type": "page",
+    "properties": {"id": "1aa8", "values": [{"url_path": "/a%20b+c", "query_params": "x=1&y=%2F"}]},
+    "ts": 1795162100,
+}
+
+
+def recurly_get_query(events: int) -> str:
+    """A Recurly Engage GET batch: the events, URL-encoded in the ``events`` query parameter."""
+    return urlencode({"events": orjson.dumps([TRACKED] * events).decode()})
+
+
+async def test_a_get_batch_in_a_long_query_is_stored_as_sent_and_past_the_limit_refused(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    settings = gateway_settings(topic_prefix, tmp_path)
+    limit = settings.gateway.max_url_bytes
+    long_query = recurly_get_query(150)  # ~60 KiB: aiohttp's own request-line limit is 8 KiB
+    too_long = recurly_get_query(limit // 300)
+    assert 8190 < len(long_query) < limit < len(too_long)
+    key = {"x-api-key": "re-test-key"}
+    async with running_gateway(settings, kafka_bootstrap) as gateway, aiohttp.ClientSession() as http:
+        # encoded=True: sent as written (yarl would otherwise unquote what a query may carry bare).
+        url = URL(f"{gateway.url}/hooks/recurly_engage?{long_query}", encoded=True)
+        async with http.get(url, headers=key) as response:
+            assert response.status == 200, await response.text()
+        url = URL(f"{gateway.url}/hooks/recurly_engage?{too_long}", encoded=True)
+        async with http.get(url, headers=key) as response:
+            assert response.status == 400
+    records = await consume_all(kafka_bootstrap, gateway.topics.raw, idle_seconds=2)
+    envelopes = [Envelope.from_record(r.value, r.headers) for r in records]
+    assert [e.query for e in envelopes] == [long_query], "the query exactly as it was on the request line"
+    events = ADAPTERS["recurly_engage"].adapt(envelopes[0]).events
+    assert len(events) == 150
+    assert all(event["data"]["raw"] == TRACKED for event in events), "decoded once: values as the sender wrote them"
