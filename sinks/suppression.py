@@ -1,8 +1,9 @@
 """Suppression sink: hard bounces, complaints and unsubscribes from every provider, one row per address.
 
 Which events count: ``bounce.severity`` "hard" (any type); an ``email.bounced`` with ``reject_reason``
-"bounced" and no softer severity (soft/block/admin never suppress); ``email.complained``;
-``email.unsubscribed``. Events without a recipient email are ignored.
+"bounced" and no softer severity (soft/block/admin never suppress); an ``email.rejected`` whose
+``reject_reason`` says the provider refused the address as invalid (a hard bounce) or unsubscribed;
+``email.complained``; ``email.unsubscribed``. Events without a recipient email are ignored.
 
 Delivery: exactly once by event id. One statement per batch records the event ids in
 ``suppression_events`` (``ON CONFLICT DO NOTHING ... RETURNING``) and folds only the ids that were new
@@ -30,6 +31,7 @@ from sinks.postgres import PG_REFUSED, PG_UNAVAILABLE, SCHEMA_PATTERN, open_data
 from sinks.privacy import Redactor
 
 SOFT_SEVERITIES = frozenset({"soft", "block", "admin"})
+_REJECTIONS: dict[object, str] = {"invalid": "hard_bounce", "unsubscribed": "unsubscribe"}
 CSV_COLUMNS = ("email", "reason", "provider", "source", "first_seen", "last_seen", "count")
 
 
@@ -55,6 +57,9 @@ def suppression_reason(event: Event) -> str | None:
         return "hard_bounce"
     if event_type == "email.bounced" and data.get("reject_reason") == "bounced" and severity not in SOFT_SEVERITIES:
         return "hard_bounce"
+    if event_type == "email.rejected":
+        # Refused before sending (no bounce severity): for an address the provider knows to be bad or gone.
+        return _REJECTIONS.get(data.get("reject_reason"))
     return None
 
 

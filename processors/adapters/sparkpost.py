@@ -19,8 +19,9 @@ Decisions where the docs and fixtures leave room:
   bounced. policy_rejection: the class when present, else spam if the reason says so, else blocked;
   generation_failure/generation_rejection -> other.
 - ``bounce`` (the delivery diagnosis) is set on bounced, deferred and rejected events; ``severity`` from
-  the bounce_class table (missing or unknown class -> undetermined) on bounced events and wherever a
-  class is present; ``reason`` is ``raw_reason`` (the server's exact words), else ``reason``.
+  the bounce_class table (missing or unknown class -> undetermined) on bounced events only, as the fixture
+  rules have it: a deferral is not a bounce, and a rejection's class is its ``category`` and reject reason;
+  ``reason`` is ``raw_reason`` (the server's exact words), else ``reason``.
 - client.ip is ``ip_address`` on opens and clicks only (on deliveries it is the receiving MX);
   client.user_agent is ``user_agent`` whenever present (link_unsubscribe carries it too).
 - metadata = ``rcpt_meta`` plus ``cust`` under ``"cust"`` (the sibling wins over a rcpt_meta key of that name;
@@ -100,7 +101,7 @@ _BOUNCE_CLASSES: dict[str, tuple[str, str, str]] = {
 
 class SparkPostAdapter(GuardedAdapter):
     provider: ClassVar[str] = "sparkpost"
-    version: ClassVar[str] = "2"
+    version: ClassVar[str] = "3"
 
     def _adapt(self, envelope: Envelope) -> AdaptResult:
         try:
@@ -233,11 +234,8 @@ def _diagnosis(provider_type: str, flags: int, event: dict[str, Any]) -> tuple[S
     if error_code and error_code.isascii() and error_code.isdigit():
         status = error_code
 
-    severity = category = None
-    if known:
-        severity, category, _ = known
-    elif flags & _BOUNCE:
-        severity = "undetermined"
+    category = known[1] if known else None
+    severity = (known[0] if known else "undetermined") if flags & _BOUNCE else None
 
     reject_reason = None
     if flags & _BOUNCE:

@@ -101,6 +101,11 @@ def test_suppression_reasons() -> None:
     assert suppression_reason(make_event(1, type="email.complained")) == "complaint"
     assert suppression_reason(make_event(1, type="email.unsubscribed")) == "unsubscribe"
     assert suppression_reason(make_event(1, type="email.opened")) is None
+    # Refused before sending: suppressed for an invalid or unsubscribed address, not for a policy block.
+    assert suppression_reason(make_event(1, type="email.rejected", reject_reason="invalid")) == "hard_bounce"
+    assert suppression_reason(make_event(1, type="email.rejected", reject_reason="unsubscribed")) == "unsubscribe"
+    assert suppression_reason(make_event(1, type="email.rejected", reject_reason="blocked")) is None
+    assert suppression_reason(make_event(1, type="email.deferred", bounce={"category": "dns_failure"})) is None
 
 
 def test_every_kind_is_registered_and_bad_options_name_their_path(tmp_path: Path) -> None:

@@ -288,10 +288,23 @@ def test_bounce_codes_parsed_from_reason_when_error_code_missing() -> None:
     assert (bounce.get("smtp_status"), bounce.get("enhanced_status")) == (None, None)
 
 
-def test_deferred_carries_the_diagnosis_but_no_reject_reason() -> None:
+def test_deferred_carries_the_diagnosis_but_no_severity_or_reject_reason() -> None:
     data = one([item("delay", bounce_class="21", raw_reason="451 4.4.0 DNS resolution failed")])["data"]
-    assert data["bounce"]["severity"] == "soft"
+    assert data["bounce"] == {
+        "category": "dns_failure",
+        "class_code": "21",
+        "smtp_status": "451",
+        "enhanced_status": "4.4.0",
+        "reason": "451 4.4.0 DNS resolution failed",
+    }
     assert "reject_reason" not in data
+
+
+@pytest.mark.parametrize("raw_type", ["delay", "policy_rejection", "out_of_band", "generation_rejection"])
+def test_only_bounces_carry_a_severity(raw_type: str) -> None:
+    # The fixture rules: bounce_severity only on email.bounced (out_of_band is a bounce that came later).
+    event = one([item(raw_type, bounce_class="10", raw_reason="550 5.1.1 no such user")])
+    assert ("severity" in event["data"]["bounce"]) == (event["type"] == "email.bounced")
 
 
 @pytest.mark.parametrize(
