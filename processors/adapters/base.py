@@ -51,9 +51,9 @@ class GuardedAdapter(abc.ABC):
 
 class Adapter(Protocol):
     provider: ClassVar[str]
-    # Bumped whenever the events or failures it gives change (tests/unit/processors/adapters/
-    # test_adapter_versions.py holds it to that), recorded in dead letters: `replay dlq --stale` re-submits
-    # what an older version refused.
+    # Bumped whenever the events or failures it gives change, for any input (tests/unit/processors/adapters/
+    # test_adapter_versions.py catches what the recorded cases show), recorded in dead letters: `replay dlq
+    # --stale` re-submits what an older version refused.
     version: ClassVar[str]
 
     def adapt(self, envelope: Envelope) -> AdaptResult:

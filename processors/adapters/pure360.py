@@ -260,7 +260,7 @@ def read_form(envelope: Envelope) -> dict[str, Any]:
 
 class Pure360Adapter(GuardedAdapter):
     provider: ClassVar[str] = "pure360"
-    version: ClassVar[str] = "2"
+    version: ClassVar[str] = "3"
 
     def _adapt(self, envelope: Envelope) -> AdaptResult:
         try:

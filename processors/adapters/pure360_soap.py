@@ -167,6 +167,8 @@ def row_notification(row: list[str], meta: dict[str, list[str]]) -> dict[str, st
     notification: dict[str, str] = {}
     for position, value in enumerate(row):
         name = names[position] if position < len(names) and names[position] else f"column {position + 1}"
+        if position == 0 and field_key(name) != "type":
+            name = "type"  # the first column is the type, whatever the meta calls it ("Event Type", or nothing)
         notification[name] = value
     keys = {field_key(name): name for name in reversed(notification)}
     if "eventdate" in keys:

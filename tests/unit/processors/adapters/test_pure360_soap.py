@@ -404,3 +404,11 @@ def test_a_date_column_not_named_after_its_type_is_the_rows_time_when_it_is_the_
         None,
         None,
     ]
+
+
+@pytest.mark.parametrize("first", ["Event Type", "", "kind"])
+def test_the_first_column_is_the_type_whatever_the_meta_calls_it(first: str) -> None:
+    meta = {**META, "CLICK": f"{first}, email, Click Date"}
+    result = adapt(batch(b"CLICK,c@example.com,1795162000\n", meta))
+    assert result.failures == []
+    assert summary(result) == [("email.clicked", "c@example.com", "2026-11-20T08:06:40Z", "CLICK")]
