@@ -176,10 +176,10 @@ def _quote_leading_zeros(text: str) -> str:
     return _LEADING_ZERO.sub(lambda m: f'"{m.group(1)}"' if m.group(1) else m.group(0), text)
 
 
-def parse_json_lenient(body: bytes | str) -> Any:
+def parse_json_lenient(body: bytes | str, *, leading_zeros: bool = True) -> Any:
     """Strict JSON first; then the variations real senders produce.
 
-    - numbers with leading zeros, kept as their digit strings (iPost)
+    - numbers with leading zeros, kept as their digit strings (iPost; off with ``leading_zeros=False``)
     - values one after another with no enclosing brackets, separated by commas (objects also by whitespace
       alone), a trailing comma allowed (Falconide's ``{...},{...},``, or one object a line): a list
     - an array with a comma before its closing bracket (the bracket-less shape wrapped by a relay)
@@ -201,7 +201,7 @@ def parse_json_lenient(body: bytes | str) -> Any:
         # in a cycle only the garbage collector frees (measured: every slice with a lenient body stayed in
         # memory until the next collection).
         detail = strict_error.detail
-    repaired = _quote_leading_zeros(text)
+    repaired = _quote_leading_zeros(text) if leading_zeros else text
     stripped = repaired.strip()
     readings: list[tuple[Callable[[str], Any], str]] = []
     if repaired != text:

@@ -269,6 +269,9 @@ def test_unencodable_event_fails_alone() -> None:
         (b" \n", "empty_body"),
         (b'[{"event": "Goal", "user_id": "\xff"}]', "invalid_utf8"),
         (b'[{"event": "Goal", "ts": 0123}]', "invalid_json"),
+        (b'{"event": "Goal", "ts": 0123}\n{"event": "Goal"}', "invalid_json"),
+        (b"source=engage&note=hello", "invalid_json"),
+        (b'[{"event": "Goal"}] trailing', "invalid_json"),
         (b"[" * 600 + b"]" * 600, "too_deep"),
         (b'"Goal"', "not_a_batch"),
         (b"null", "not_a_batch"),
@@ -356,3 +359,30 @@ def test_random_queries_and_bytes_never_raise(query: str, body: bytes) -> None:
         result = ADAPTER.adapt(env)
         assert isinstance(result, AdaptResult)
         assert result.events or result.failures or env.body.strip() or "events" in query
+
+
+GOAL, IMPRESSION = prompt("Goal"), prompt("Impression")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        json.dumps(GOAL) + "\n" + json.dumps(IMPRESSION) + "\n",  # one object a line, as the S3 export writes
+        json.dumps(GOAL) + "\r\n" + json.dumps(IMPRESSION),
+        json.dumps(GOAL) + "," + json.dumps(IMPRESSION),
+        json.dumps({"events": [GOAL, IMPRESSION]}),  # the batch under the parameter's name, as JSON
+        "source=engage&events=" + quote(json.dumps([GOAL, IMPRESSION])),  # the form field, not first
+        "events=" + quote(json.dumps([GOAL])) + "&events=" + quote(json.dumps([IMPRESSION])) + "&x=1",
+    ],
+)
+def test_other_batch_shapes_give_the_same_events(body: str) -> None:
+    expected = adapt(json.dumps([GOAL, IMPRESSION])).events
+    result = adapt(body)
+    assert result.failures == []
+    assert [e["data"]["raw"] for e in result.events] == [GOAL, IMPRESSION]
+    assert [e["id"] for e in result.events] == [e["id"] for e in expected]
+
+
+def test_an_object_with_an_events_list_and_its_own_event_is_one_event() -> None:
+    event = one({**GOAL, "events": [1, 2]})
+    assert event["type"] == "prompt.accepted"
