@@ -13,10 +13,14 @@ Decisions:
 - A SOAP response is one XML document: it is one record, refused when over the body limit.
 - The command returns only after the broker acknowledged every record (acks=all): when it says a file
   is imported, it is on espwire.raw.
+- A gzip file (known by its first bytes, not its name: exports and rotated logs are often kept
+  compressed) is imported as its content, as the gateway keeps a gzip body inflated.
 """
 
 from __future__ import annotations
 
+import gzip
+import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -29,6 +33,7 @@ from espwire.topics import MAX_RECORD_BYTES, Topics, ensure_topics
 from processors.adapters import CHANNELS
 
 PART_BYTES = 8 * 1024 * 1024
+_GZIP_MAGIC = b"\x1f\x8b"
 # Which provider has which channel is the processors' table (CHANNELS); here, per channel, whether its
 # file is cut at line ends, and the content type recorded.
 _FORMATS: dict[str, tuple[bool, str]] = {
@@ -94,7 +99,18 @@ def plan_import(settings: Settings, source_id: str, channel: str, paths: Sequenc
     source = next((s for s in settings.sources if s.id == source_id), None)
     if source is None:
         raise ImportRefused(f"no source {source_id!r} in the configuration")
-    return [e for path in paths for e in envelopes_for(source, channel, path, path.read_bytes())]
+    return [e for path in paths for e in envelopes_for(source, channel, path, read_file(path))]
+
+
+def read_file(path: Path) -> bytes:
+    """The file's bytes, inflated when it is gzip (every member of it); ImportRefused when it is broken."""
+    data = path.read_bytes()
+    if not data.startswith(_GZIP_MAGIC):
+        return data
+    try:
+        return gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ImportRefused(f"{path.name}: not a readable gzip file ({exc})") from None
 
 
 async def import_files(settings: Settings, bootstrap: str, envelopes: Sequence[Envelope]) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import pytest
 
-from espwire.config import MAX_BODY_BYTES, SourceConfig
-from ingest_gateway.file_import import ImportRefused, envelopes_for, split_lines
+from espwire.config import MAX_BODY_BYTES, Settings, SourceConfig
+from ingest_gateway.file_import import ImportRefused, envelopes_for, plan_import, split_lines
+from tests.fixture_cases import PROVIDERS_DIR
 
 
 @pytest.mark.parametrize("limit", [1, 5, 6, 7, 12, 100])
@@ -57,3 +59,19 @@ def test_a_soap_response_is_one_record_and_refused_over_the_body_limit(tmp_path:
     assert envelope.content_type == "text/xml" and "part" not in envelope.options
     with pytest.raises(ImportRefused, match="more than"):
         envelopes_for(source, "soap", tmp_path / "big.xml", b"<a>" + b" " * MAX_BODY_BYTES + b"</a>")
+
+
+def test_a_gzip_export_is_imported_as_its_content_and_a_broken_one_refused(tmp_path: Path) -> None:
+    export = (PROVIDERS_DIR / "recurly_engage" / "s3" / "usages-2026-11-20T00-00-00.json").read_bytes()
+    settings = Settings(sources=[SourceConfig(id="engage", provider="recurly_engage")])
+    plain, packed, two_members = tmp_path / "a.json", tmp_path / "a.json.gz", tmp_path / "b"
+    plain.write_bytes(export)
+    packed.write_bytes(gzip.compress(export))
+    half = len(export) // 2
+    two_members.write_bytes(gzip.compress(export[:half]) + gzip.compress(export[half:]))
+    bodies = [[e.body for e in plan_import(settings, "engage", "s3", [p])] for p in (plain, packed, two_members)]
+    assert bodies == [[export]] * 3
+    broken = tmp_path / "broken.gz"
+    broken.write_bytes(gzip.compress(export)[:-12])
+    with pytest.raises(ImportRefused, match=r"broken\.gz: not a readable gzip file"):
+        plan_import(settings, "engage", "s3", [broken])
