@@ -7,10 +7,12 @@ from datetime import UTC, datetime
 
 
 def format_utc(moment: datetime) -> str:
+    """Milliseconds when the time has them, microseconds only when it has those: the same instant as given."""
     moment = moment.astimezone(UTC)
-    if moment.microsecond:
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if not moment.microsecond:
+        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return (text if moment.microsecond % 1000 else text[:-3]) + "Z"
 
 
 _second: list[tuple[int, str]] = [(-1, "")]  # the last whole second formatted, shared by its requests

@@ -131,7 +131,7 @@ def ipost_event(envelope: Envelope, item: dict[str, Any], naive_zone: tzinfo) ->
 
 class IPostAdapter(GuardedAdapter):
     provider: ClassVar[str] = "ipost"
-    version: ClassVar[str] = "2"
+    version: ClassVar[str] = "3"
 
     def _adapt(self, envelope: Envelope) -> AdaptResult:
         try:

@@ -21,3 +21,9 @@ def test_utc_now_follows_the_clock_across_seconds() -> None:
 def test_format_utc_drops_zero_fractions() -> None:
     assert format_utc(datetime(2026, 11, 20, 8, 35, tzinfo=UTC)) == "2026-11-20T08:35:00Z"
     assert format_utc(datetime(2026, 11, 20, 8, 35, 0, 250000, tzinfo=UTC)) == "2026-11-20T08:35:00.250Z"
+
+
+def test_format_utc_keeps_microseconds_only_when_the_time_has_them() -> None:
+    # The same instant as given: an ISO time with microseconds is not cut to milliseconds.
+    assert format_utc(datetime(2026, 11, 20, 8, 35, 0, 123456, tzinfo=UTC)) == "2026-11-20T08:35:00.123456Z"
+    assert format_utc(datetime(2026, 11, 20, 8, 35, 0, 123000, tzinfo=UTC)) == "2026-11-20T08:35:00.123Z"
