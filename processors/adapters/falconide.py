@@ -9,7 +9,9 @@ retries, so nothing readable is refused.
 Body shapes, decided by content rather than the Content-Type label (PHP senders mislabel both ways):
 - text starting with ``[`` or ``{`` (after whitespace) is JSON: an array (a comma before its ``]`` allowed),
   a single object, or the guide's bracket-less ``{...},{...},`` with any commas and whitespace between the
-  objects, none included (``parse_json_lenient``); ``[]`` is the verification POST (no events);
+  objects, none included (``parse_json_lenient``); ``[]`` is the verification POST (no events); an object
+  with one key, not a parameter's name, whose value is an array of objects (``{"data": [...]}``, also
+  ``{"data": []}``) is that batch, as the form of one such field is;
 - anything else is a form: the fields of one event when a field has the name of one of the guide's
   parameters (EVENT, TRANSID, EMAIL, TIMESTAMP, RESPONSE, X-APIHEADER, ...; any case), else exactly one
   field (any name) whose value is that JSON, URL-encoded or raw
@@ -107,7 +109,7 @@ def _field_key(name: str) -> str:
 
 class FalconideAdapter(GuardedAdapter):
     provider: ClassVar[str] = "falconide"
-    version: ClassVar[str] = "2"
+    version: ClassVar[str] = "3"
 
     def _adapt(self, envelope: Envelope) -> AdaptResult:
         if envelope.method in ("HEAD", "GET") and not envelope.body.strip():
@@ -144,8 +146,19 @@ def event_objects(body: bytes, content_type: str = "") -> list[Any]:
     if isinstance(value, list):
         return value
     if isinstance(value, dict):
-        return [value]
+        batch = _wrapped_batch(value)
+        return [value] if batch is None else batch
     raise BodyError("not_a_batch", f"body is a JSON {json_kind(value)}")
+
+
+def _wrapped_batch(value: dict[str, Any]) -> list[Any] | None:
+    """The batch of ``{"data": [{...}, ...]}`` (one key, not a parameter's name), as JSON; None for an event."""
+    if len(value) != 1:
+        return None
+    ((name, inner),) = value.items()
+    if _field_key(name) in _FLAT_FORM_KEYS or not isinstance(inner, list):
+        return None
+    return inner if all(isinstance(item, dict) for item in inner) else None
 
 
 def _from_form(text: str) -> Any:

@@ -496,3 +496,17 @@ def test_random_bytes_never_raise(body: bytes) -> None:
 @given(st.sampled_from(FIXTURE_BODIES), MUTATIONS, st.sampled_from(["application/json", FORM, ""]))
 def test_mutated_fixture_bodies_never_raise(body: bytes, mutations: list[Mutation], label: str) -> None:
     adapt(body_envelope(mutate(body, mutations), label))
+
+
+@pytest.mark.parametrize("name", ["data", "events", "payload"])
+def test_a_batch_under_one_key_of_a_json_object_is_that_batch(name: str) -> None:
+    batch = [record("sent"), record("opened")]
+    wrapped, plain = adapt_body(json.dumps({name: batch})), adapt_body(json.dumps(batch))
+    assert wrapped.failures == []
+    assert [e["id"] for e in wrapped.events] == [e["id"] for e in plain.events] and len(plain.events) == 2
+    assert adapt_body(json.dumps({name: []})) == AdaptResult()  # the verification POST's empty array
+
+
+@pytest.mark.parametrize("body", [{"EVENT": ["x"]}, {"data": [{"EVENT": "sent"}, 1]}, {"data": "x"}])
+def test_an_object_that_is_no_wrapper_stays_one_event(body: dict[str, Any]) -> None:
+    assert len(adapt_body(json.dumps(body)).events) == 1
