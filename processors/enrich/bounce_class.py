@@ -115,15 +115,18 @@ _STRONG = _patterns(
     (r"dmarc|\bspf\b|\bdkim\b|unauthenticated|not authenticated|authentication (?:fail|requir|check)", "auth_failure"),
     (
         r"rate limit|too many (?:messages|connections|recipients|concurrent)|throttl|unusual rate|unexpected volume|"
-        r"exceeded the rate|sending rate",
+        r"exceeded the rate|sending rate|receiving mail (?:too quickly|at a rate)",
         "rate_limited",
     ),
     (
         r"spamhaus|spamcop|sorbs|barracudacentral|block ?list|black ?list|\brbl\b|dnsbl|reputation|"
-        r"listed (?:at|on|in|by)|banned sending ip|traffic not accepted",
+        r"listed (?:at|on|in|by)|banned sending ip|traffic not accepted|"
+        r"\[tss?\d\d\]|permanently deferred|retrying will not succeed",
         "spam_block",
     ),
     (r"virus|malware|security issue|prohibited attachment|attachment.*(?:not allowed|blocked)", "content_rejected"),
+    # Gmail's wording for a mailbox over quota and abandoned for good (OverQuotaPerm), before "over quota".
+    (r"overquotaperm|(?:over quota|out of storage space) and inactive", "mailbox_disabled"),
     (
         r"over ?quota|quota ?exceeded|mailbox (?:is )?full|mailbox size limit|exceeded storage|insufficient storage|"
         r"out of storage|storage allocation|full mailbox",
@@ -141,7 +144,8 @@ _STRONG = _patterns(
     (r"greylist|graylist|temporary lookup failure|try again later", "transient_failure"),
     (
         r"host not found|domain not found|no such domain|nonexistentdomain|non-existent domain|name service error|"
-        r"unrouteable domain|no mx|mx lookup|recipient domain|null mx|dns error|domain does not accept mail",
+        r"unrouteable domain|no mx|mx lookup|recipient domain|null mx|dns error|domain does not accept mail|"
+        r"dns (?:query|lookup|resolution) failed|dns failure",
         "dns_failure",
     ),
     (r"timed? ?out|expired|delivery time", "timeout"),

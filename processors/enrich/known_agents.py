@@ -67,17 +67,22 @@ SCANNERS: tuple[tuple[str, str], ...] = (
 )
 
 # Organisations of autonomous systems that run link scanning for mail gateways (names as registries spell
-# them). A click from one of these networks is a scanner's, whatever user agent it claims.
+# them). A click from one of these networks is a scanner's, whatever user agent it claims. Not the cloud
+# web proxies (Zscaler, Forcepoint): a company's people browse out through those, so their clicks come
+# from its addresses too.
 SCANNER_NETWORKS: tuple[tuple[str, str], ...] = (
     ("proofpoint", "proofpoint"),
     ("mimecast", "mimecast"),
     ("barracuda", "barracuda"),
-    ("forcepoint", "forcepoint"),
     ("trend micro", "trend_micro"),
     ("symantec", "symantec"),
-    ("zscaler", "zscaler"),
     ("microsoft-corp", "microsoft"),  # Defender for Office 365 Safe Links detonates links from Azure
 )
+
+# Scanner tokens that a real client's agent carries too, and the client's name that tells them apart:
+# Outlook for Windows loads images as "...Microsoft Outlook 16.0.5149; ms-office; MSOffice 16)", Office's
+# link probe as "Mozilla/4.0 (compatible; ms-office; MSOffice 16)".
+_CLIENTS_WITH_SCANNER_TOKENS: dict[str, str] = {"microsoft_office_prefetch": "microsoft outlook"}
 
 # "...Bot/1.0" and "bot" as a word; Cubot is a phone maker, not a bot.
 _GENERIC_BOT = re.compile(r"(?<!cu)(?:bot|crawler|spider|scanner|fetcher)\b|\b(?:preview|monitor)\b", re.IGNORECASE)
@@ -101,10 +106,19 @@ def is_bare_mozilla(user_agent: str) -> bool:
     return user_agent.strip() == "Mozilla/5.0"
 
 
+def scanner_label(user_agent: str) -> str | None:
+    """The scanner or automation client this agent names (``SCANNERS``), or None."""
+    label = match_table(user_agent, SCANNERS)
+    client = _CLIENTS_WITH_SCANNER_TOKENS.get(label or "")
+    if client is not None and client in user_agent.lower():
+        return None
+    return label
+
+
 @lru_cache(maxsize=10_000)
 def scanner_agent(user_agent: str) -> str | None:
     """Why this agent is a security scanner's or a bot's, or None; cached per agent string (they repeat)."""
-    scanner = match_table(user_agent, SCANNERS)
+    scanner = scanner_label(user_agent)
     if scanner:
         return f"scanner:{scanner}"
     if looks_automated(user_agent):

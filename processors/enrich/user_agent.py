@@ -13,7 +13,7 @@ from typing import NamedTuple
 import ua_parser
 
 from processors.enrich.base import Event, per_event_failure
-from processors.enrich.known_agents import IMAGE_PROXIES, SCANNERS, is_bare_mozilla, looks_automated, match_table
+from processors.enrich.known_agents import IMAGE_PROXIES, is_bare_mozilla, looks_automated, match_table, scanner_label
 
 _TABLETS = ("ipad", "tablet", "kindle", "silk/", "playbook", "nexus 7", "nexus 9", "nexus 10", "sm-t", "gt-p")
 
@@ -54,7 +54,7 @@ def describe(user_agent: str) -> AgentInfo:
     """One agent string, uncached (the enricher caches it)."""
     lowered = user_agent.lower()
     proxy = match_table(user_agent, IMAGE_PROXIES) is not None
-    if proxy or match_table(user_agent, SCANNERS) or looks_automated(user_agent):
+    if proxy or scanner_label(user_agent) or looks_automated(user_agent):
         device: str | None = "bot"
     else:
         device = None

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import pytest
+
 from processors.dedupe import MemoryDedupeStore, MessageEvent, MessageState
 from processors.enrich import bot_click
 from processors.enrich.bot_click import BotClickEnricher, event_epoch
@@ -106,3 +108,12 @@ def test_event_times_are_read_as_fromisoformat_reads_them_also_when_remembered()
     for n in range(bot_click._EPOCHS_KEPT + 5):  # bounded
         assert event_epoch(delivery(1, f"2026-11-20T08:00:00.{n:06d}Z")) is not None
     assert len(bot_click._EPOCHS) <= bot_click._EPOCHS_KEPT
+
+
+@pytest.mark.parametrize("as_org", ["ZSCALER-SJC1", "Forcepoint Cloud Ltd"])
+async def test_a_cloud_web_proxy_is_no_scanner_network(as_org: str) -> None:
+    # A company's people browse out through these proxies: their clicks carry its addresses.
+    event = click(1, "2026-11-20T08:00:00Z", "https://x.example/a")
+    event["data"]["geo"] = {"asn": None, "as_org": as_org}
+    await BotClickEnricher(None).enrich_batch([event])
+    assert event["data"]["click"] == {"bot": False, "reason": None}

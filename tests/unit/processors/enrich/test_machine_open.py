@@ -8,6 +8,10 @@ from processors.enrich.machine_open import MachineOpenEnricher, in_apple_network
 from tests.unit.processors.enrich.conftest import make_event
 
 HUMAN_UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36"
+OUTLOOK_DESKTOP = (
+    "Mozilla/4.0 (compatible; MSIE 7.0; Windows NT 10.0; WOW64; Trident/7.0; .NET4.0C; .NET4.0E; "
+    "Microsoft Outlook 16.0.5149; ms-office; MSOffice 16)"
+)
 
 
 @pytest.mark.parametrize(
@@ -33,6 +37,9 @@ HUMAN_UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML,
         ("SomeCorpBot/2.1", "198.51.100.3", True, "bot_user_agent"),
         (HUMAN_UA, "81.2.69.142", False, None),
         (HUMAN_UA, None, False, None),
+        # Outlook for Windows loading images is a person; Office's link probe, with the same tokens, is not.
+        (OUTLOOK_DESKTOP, "81.2.69.142", False, None),
+        ("Mozilla/4.0 (compatible; ms-office; MSOffice 16)", "81.2.69.142", True, "scanner:microsoft_office_prefetch"),
     ],
 )
 async def test_open_classification(agent: str | None, ip: str | None, machine: bool, reason: str | None) -> None:

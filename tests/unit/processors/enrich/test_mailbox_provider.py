@@ -52,3 +52,18 @@ def test_the_table_has_no_domain_twice() -> None:
     table = tomllib.loads(resources.files("processors.enrich").joinpath("mailbox_domains.toml").read_text())
     names = [name for names in table["providers"].values() for name in names]
     assert len(names) == len(set(names)) == len(bundled_domains())
+
+
+@pytest.mark.parametrize(
+    ("domain", "provider"),
+    [
+        ("hotmail.com.tr", "outlook"),
+        ("outlook.com.vn", "outlook"),
+        ("live.co.za", "outlook"),
+        ("yahoo.ro", "yahoo"),
+        ("yahoo.co.th", "yahoo"),
+        ("netscape.net", "yahoo"),
+    ],
+)
+def test_country_domains_of_the_big_providers(domain: str, provider: str) -> None:
+    assert MailboxProviderEnricher().provider_of(domain) == provider

@@ -38,6 +38,15 @@ CHROME_WIN = (
             "Outlook",
         ),
         (
+            # Outlook 2013-365 for Windows loading images: the Office probe's tokens, and the client's name.
+            "Mozilla/4.0 (compatible; MSIE 7.0; Windows NT 10.0; WOW64; Trident/7.0; .NET4.0C; .NET4.0E; "
+            "Microsoft Outlook 16.0.5149; ms-office; MSOffice 16)",
+            "desktop",
+            "Windows",
+            "Outlook",
+            "Outlook",
+        ),
+        (
             "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko)",
             "desktop",
             "Mac OS X",
