@@ -26,8 +26,16 @@ class RequestRefused(Exception):
         self.reason = reason
 
 
+def joined(request: web.BaseRequest, name: str) -> str | None:
+    """A header's lines as one comma-separated value (RFC 9110 section 5.3), None when it is absent: a list
+    header may come as several lines, and reading the first alone would miss the rest (a relay's
+    X-Forwarded-For below the client's own, a second Content-Encoding)."""
+    lines = request.headers.getall(name, ())
+    return ", ".join(lines) if lines else None
+
+
 def content_encoding(request: web.BaseRequest) -> str:
-    encoding = request.headers.get("Content-Encoding", "identity").strip().lower() or "identity"
+    encoding = (joined(request, "Content-Encoding") or "identity").strip().lower() or "identity"
     if encoding not in ACCEPTED_ENCODINGS:
         raise RequestRefused(415, f"Content-Encoding {encoding[:32]!r} is not supported")
     return encoding
@@ -139,15 +147,25 @@ def client_address(request: web.BaseRequest, trusted_proxies: Sequence[IPNetwork
         return peer
     if not any(peer_ip in net for net in trusted_proxies):
         return peer
-    forwarded = request.headers.get("X-Forwarded-For", "")
+    forwarded = joined(request, "X-Forwarded-For") or ""
     for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
         try:
-            hop_ip = ip_address(hop)
+            hop_ip = ip_address(_without_port(hop))
         except ValueError:
             return peer  # a malformed chain is not trusted past the proxy itself
         if not any(hop_ip in net for net in trusted_proxies):
-            return hop
+            return str(hop_ip)
     return peer
+
+
+def _without_port(hop: str) -> str:
+    """The address of a forwarded hop that some proxies write with its port: ``192.0.2.1:4711``,
+    ``[2001:db8::1]:443`` or ``[2001:db8::1]`` (a bare IPv6 address has colons of its own)."""
+    if hop.startswith("["):
+        return hop[1 : hop.find("]")] if "]" in hop else hop
+    if hop.count(":") == 1:
+        return hop.partition(":")[0]
+    return hop
 
 
 def address_allowed(address: str | None, allow: Sequence[IPNetwork]) -> bool:

@@ -17,7 +17,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 
 from espwire.clock import utc_now
-from espwire.config import Settings, SourceConfig
+from espwire.config import MAX_BODY_BYTES, Settings, SourceConfig
 from espwire.envelope import Envelope, new_request_id
 from ingest_gateway import auth, limits, metrics
 from ingest_gateway.publisher import RawPublisher
@@ -95,7 +95,9 @@ class HookHandler:
             wire = limits.complete_body(request, max_bytes)
             if wire is None:
                 wire = await limits.read_body(request, max_bytes, self.gateway.read_timeout_seconds)
-            body = limits.decode_body(wire, encoding, self.gateway.max_decompressed_bytes)
+            # A source's own limit bounds the inflated body too: a gzip body of a few KiB may inflate to MiBs.
+            inflated_max = min(self.gateway.max_decompressed_bytes, source.max_body_bytes or MAX_BODY_BYTES)
+            body = limits.decode_body(wire, encoding, inflated_max)
         except limits.RequestRefused as refused:
             log.info("refused", extra={"source": source.id, "status": refused.status, "reason": refused.reason})
             return _json(refused.status, {"error": refused.reason}, {"Connection": "close"})
@@ -121,8 +123,11 @@ class HookHandler:
         return WholeResponse(accepted)
 
     def _envelope(self, request: web.BaseRequest, source: SourceConfig, body: bytes, address: str | None) -> Envelope:
-        given = request.headers
-        headers = {name: value for name in self._kept_headers[source.id] if (value := given.get(name)) is not None}
+        headers = {
+            name: lossless_text(value)
+            for name in self._kept_headers[source.id]
+            if (value := limits.joined(request, name)) is not None
+        }
         options = {"timezone": source.timezone} if source.timezone != "UTC" else {}
         return Envelope(
             source_id=source.id,
@@ -130,11 +135,11 @@ class HookHandler:
             request_id=new_request_id(),
             received_at=utc_now(),
             method=request.method,
-            content_type=request.headers.get("Content-Type", ""),
+            content_type=lossless_text(request.headers.get("Content-Type", "")),
             body=body,
             headers=headers,
             remote_addr=address,
-            query=raw_query(request),
+            query=lossless_text(raw_query(request)),
             options=options,
         )
 
@@ -175,3 +180,14 @@ def raw_query(request: web.BaseRequest) -> str:
     """The query as it came on the request line. aiohttp's ``query_string`` is decoded once already (``%2525``
     reads ``%25``, ``%20`` a space), so an adapter decoding the stored query would decode it twice."""
     return request.raw_path.partition("?")[2]
+
+
+def lossless_text(value: str) -> str:
+    """``value`` as text the envelope's JSON can hold. aiohttp reads header bytes that are not UTF-8 (obs-text,
+    which RFC 9110 allows: a latin-1 ``User-Agent``) as surrogate escapes, which no JSON encoder writes: such
+    a value is kept as latin-1, one character a byte, so the request is stored instead of failing for good."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogateescape").decode("latin-1")
+    return value
