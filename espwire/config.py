@@ -82,9 +82,9 @@ class GatewayConfig(Section):
     max_decompressed_bytes: int = Field(default=10 * 1024 * 1024, ge=1, le=MAX_BODY_BYTES)
     # The longest request line (method, path and query); longer gets 400 before anything is stored. A GET
     # batch (Recurly Engage) travels in the query: aiohttp's own 8 KiB refused one of ten events. At most
-    # 512 KiB, so the envelope header that carries the query (JSON-escaped: up to twice as long) stays within
-    # the 1 MiB a record keeps beside its body.
-    max_url_bytes: int = Field(default=256 * 1024, ge=8190, le=512 * 1024)
+    # 256 KiB, so the envelope header that carries the query (JSON-escaped: up to twice as long) and the
+    # kept headers (8 KiB each at most) stay within the 1 MiB a record keeps beside its body.
+    max_url_bytes: int = Field(default=256 * 1024, ge=8190, le=256 * 1024)
     # Wait this long for the broker's acknowledgement before the request goes to the spool.
     ack_timeout_seconds: float = 2.0
     # A client slower than this to send its request gets 408 (slowloris guard).

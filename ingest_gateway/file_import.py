@@ -19,8 +19,6 @@ Decisions:
 
 from __future__ import annotations
 
-import gzip
-import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -30,10 +28,13 @@ from espwire.clock import utc_now
 from espwire.config import MAX_BODY_BYTES, Settings, SourceConfig
 from espwire.envelope import Envelope, new_request_id
 from espwire.topics import MAX_RECORD_BYTES, Topics, ensure_topics
+from ingest_gateway.limits import RequestRefused, decode_body
 from processors.adapters import CHANNELS
 
 PART_BYTES = 8 * 1024 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
+# A gzip file is inflated in memory, as a plain file is read whole: a bomb stops here.
+MAX_INFLATED_BYTES = 4 * 1024**3
 # Which provider has which channel is the processors' table (CHANNELS); here, per channel, whether its
 # file is cut at line ends, and the content type recorded.
 _FORMATS: dict[str, tuple[bool, str]] = {
@@ -102,15 +103,16 @@ def plan_import(settings: Settings, source_id: str, channel: str, paths: Sequenc
     return [e for path in paths for e in envelopes_for(source, channel, path, read_file(path))]
 
 
-def read_file(path: Path) -> bytes:
-    """The file's bytes, inflated when it is gzip (every member of it); ImportRefused when it is broken."""
+def read_file(path: Path, max_inflated: int = MAX_INFLATED_BYTES) -> bytes:
+    """The file's bytes, inflated when it is gzip (every member of it, in bounded steps as the gateway
+    inflates a body); ImportRefused when it is broken or inflates past ``max_inflated``."""
     data = path.read_bytes()
     if not data.startswith(_GZIP_MAGIC):
         return data
     try:
-        return gzip.decompress(data)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise ImportRefused(f"{path.name}: not a readable gzip file ({exc})") from None
+        return decode_body(data, "gzip", max_inflated)
+    except RequestRefused as refused:
+        raise ImportRefused(f"{path.name}: unreadable gzip, or too large inflated ({refused.reason})") from None
 
 
 async def import_files(settings: Settings, bootstrap: str, envelopes: Sequence[Envelope]) -> None:

@@ -160,12 +160,23 @@ def client_address(request: web.BaseRequest, trusted_proxies: Sequence[IPNetwork
 
 def _without_port(hop: str) -> str:
     """The address of a forwarded hop that some proxies write with its port: ``192.0.2.1:4711``,
-    ``[2001:db8::1]:443`` or ``[2001:db8::1]`` (a bare IPv6 address has colons of its own)."""
+    ``[2001:db8::1]:443`` or ``[2001:db8::1]`` (a bare IPv6 address has colons of its own). Anything else
+    after the address (``[...]x``, ``:abc``, an empty or out-of-range port) is returned whole, so that it
+    fails to parse: a malformed chain is not trusted."""
     if hop.startswith("["):
-        return hop[1 : hop.find("]")] if "]" in hop else hop
+        address, bracket, rest = hop[1:].partition("]")
+        return address if bracket and _is_port_suffix(rest, allow_empty=True) else hop
     if hop.count(":") == 1:
-        return hop.partition(":")[0]
+        address, _, port = hop.partition(":")
+        return address if _is_port_suffix(":" + port, allow_empty=False) else hop
     return hop
+
+
+def _is_port_suffix(text: str, *, allow_empty: bool) -> bool:
+    if not text:
+        return allow_empty
+    port = text[1:]
+    return text[0] == ":" and port.isascii() and port.isdigit() and int(port) <= 65535
 
 
 def address_allowed(address: str | None, allow: Sequence[IPNetwork]) -> bool:

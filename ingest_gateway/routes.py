@@ -28,6 +28,7 @@ log = logging.getLogger("espwire.gateway")
 
 HOOK_METHODS = ("POST", "PUT", "GET", "HEAD")
 # Request headers a processor may want; everything else (and every credential) stays behind.
+MAX_KEPT_HEADER = 8192
 _KEPT_HEADERS = (
     "content-type",
     "user-agent",
@@ -123,8 +124,10 @@ class HookHandler:
         return WholeResponse(accepted)
 
     def _envelope(self, request: web.BaseRequest, source: SourceConfig, body: bytes, address: str | None) -> Envelope:
+        # Informational copies, each cut to MAX_KEPT_HEADER (many lines of one header join into one value):
+        # the envelope must stay within the room a record keeps beside its body.
         headers = {
-            name: lossless_text(value)
+            name: lossless_text(value[:MAX_KEPT_HEADER])
             for name in self._kept_headers[source.id]
             if (value := limits.joined(request, name)) is not None
         }
@@ -179,13 +182,15 @@ def metrics_handler(tally: metrics.RequestTally) -> Callable[[web.BaseRequest], 
 def raw_query(request: web.BaseRequest) -> str:
     """The query as it came on the request line. aiohttp's ``query_string`` is decoded once already (``%2525``
     reads ``%25``, ``%20`` a space), so an adapter decoding the stored query would decode it twice."""
-    return request.raw_path.partition("?")[2]
+    return request.raw_path.partition("?")[2].partition("#")[0]
 
 
 def lossless_text(value: str) -> str:
     """``value`` as text the envelope's JSON can hold. aiohttp reads header bytes that are not UTF-8 (obs-text,
     which RFC 9110 allows: a latin-1 ``User-Agent``) as surrogate escapes, which no JSON encoder writes: such
     a value is kept as latin-1, one character a byte, so the request is stored instead of failing for good."""
+    if value.isascii():
+        return value
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:

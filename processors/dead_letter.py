@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -59,6 +59,25 @@ def written_by_older_adapter(info: dict[str, Any], adapters: Mapping[str, Adapte
     return adapter is not None and info.get("adapter_version") != adapter.version
 
 
+async def _dead_letters(bootstrap: str, topic: str, idle_ms: int) -> AsyncIterator[Any]:
+    """Every record of the dead-letter topic, from its start until it has been idle ``idle_ms``."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"espwire-replay-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        while batch := await consumer.getmany(timeout_ms=idle_ms):
+            for records in batch.values():
+                for record in records:
+                    yield record
+    finally:
+        await consumer.stop()
+
+
 async def replay_dead_letters(
     settings: Settings,
     bootstrap: str,
@@ -70,46 +89,47 @@ async def replay_dead_letters(
     adapters: Mapping[str, Adapter] = ADAPTERS,
     idle_ms: int = 2000,
 ) -> int:
-    """Reads the whole dead-letter topic once and re-submits the matching records to espwire.raw.
+    """Reads the whole dead-letter topic and re-submits the matching requests to espwire.raw, each once.
 
-    ``stale``: only what an older version of its provider's adapter refused (``written_by_older_adapter``),
-    so that replaying after each upgrade does not re-submit, and dead-letter again, what still fails.
+    A request that failed again after a replay has several dead letters (keyed alike, by its request id):
+    it is sent once. ``stale``: only what an older version of its provider's adapter refused
+    (``written_by_older_adapter``), and not a request the running version refused too (it would only fail
+    again), so replaying after each upgrade re-submits only what the upgrade may now read.
     """
     topics = Topics(settings.kafka.topic_prefix)
-    consumer = AIOKafkaConsumer(
-        topics.dlq,
-        bootstrap_servers=bootstrap,
-        group_id=f"espwire-replay-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
+    topic = topics.dlq
+    refused_now: set[bytes] = set()
+    if stale:
+        async for record in _dead_letters(bootstrap, topic, idle_ms):
+            if record.key is not None and not written_by_older_adapter(
+                dead_letter_info(record.headers) or {}, adapters
+            ):
+                refused_now.add(record.key)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False, linger_ms=5)
-    await consumer.start()
     await producer.start()
     since_at = _instant(since) if since else None
+    sent: set[bytes] = set()
     futures = []
     try:
-        while True:
-            batch = await consumer.getmany(timeout_ms=idle_ms)
-            if not batch:
-                break
-            for records in batch.values():
-                for record in records:
-                    info = dead_letter_info(record.headers) or {}
-                    if source and info.get("source_id") != source:
-                        continue
-                    if since_at and (not info.get("failed_at") or _instant(info["failed_at"]) < since_at):
-                        continue
-                    if reason and info.get("reason") != reason:
-                        continue
-                    if stale and not written_by_older_adapter(info, adapters):
-                        continue
-                    headers = [(k, v) for k, v in record.headers if k == ENVELOPE_HEADER]
-                    if not headers:
-                        continue  # an event-level dead letter (e.g. conflicting_duplicate): for people, not replay
-                    futures.append(await producer.send(topics.raw, record.value, key=record.key, headers=headers))
+        async for record in _dead_letters(bootstrap, topic, idle_ms):
+            info = dead_letter_info(record.headers) or {}
+            if source and info.get("source_id") != source:
+                continue
+            if since_at and (not info.get("failed_at") or _instant(info["failed_at"]) < since_at):
+                continue
+            if reason and info.get("reason") != reason:
+                continue
+            if stale and not written_by_older_adapter(info, adapters):
+                continue
+            if record.key is not None and (record.key in sent or record.key in refused_now):
+                continue
+            headers = [(k, v) for k, v in record.headers if k == ENVELOPE_HEADER]
+            if not headers:
+                continue  # an event-level dead letter (e.g. conflicting_duplicate): for people, not replay
+            if record.key is not None:
+                sent.add(record.key)
+            futures.append(await producer.send(topics.raw, record.value, key=record.key, headers=headers))
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
-        await consumer.stop()
     return len(futures)

@@ -20,11 +20,12 @@ Decisions (the format is documented by one example):
   UTF-8 on its own, so a row with bad bytes fails alone (``invalid_utf8``). ``Failure.index`` is the
   0-based CSV record number in ``eventData`` (blank rows counted).
 - Row order is kept, although Pure360 sends rows newest-first: order within a batch is the provider's.
-- A row's first column is its type; ``eventMeta[type]`` (type matched ignoring case and surrounding
-  spaces) names its columns in order, names trimmed. A row whose type has no meta is a
+- A row's first column is its type, named ``type`` whatever eventMeta calls it (``Event Type``, or
+  nothing); ``eventMeta[type]`` (type matched ignoring case and surrounding spaces) names its columns in
+  order, names trimmed. A row whose type has no meta is a
   ``missing_event_meta`` failure. Values beyond the named columns are kept as ``column <n>`` (1-based);
   missing trailing values are absent. The same name twice: the last value wins (as in the FTP log).
-- The notification is the named columns, unchanged (``data.raw``). Its event time is the row's own
+- The notification is the named columns, values unchanged (``data.raw``). Its event time is the row's own
   ``<type> Date`` column (``Click Date`` for CLICK; names matched like the shared mapping, ignoring case,
   spaces and ``_``). The shared mapping reads the time from ``Event_date`` only (DELIVERYSTART and
   DELIVERY from their delivery dates first), so when the row has no event-date column that value is

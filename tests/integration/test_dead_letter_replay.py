@@ -14,7 +14,7 @@ from espwire.topics import Topics, ensure_topics
 from processors.adapters import ADAPTERS
 from processors.adapters.base import AdaptResult, Failure
 from processors.consumer import run_processor
-from processors.dead_letter import dead_letter_info, replay_dead_letters
+from processors.dead_letter import dead_letter_headers, dead_letter_info, replay_dead_letters
 from processors.pipeline import Pipeline
 from tests.fixture_cases import load_cases
 from tests.support.gateway import gateway_settings
@@ -90,7 +90,20 @@ async def test_stale_replays_only_what_an_older_adapter_refused(
     assert versions == {"adapter_error": "0-broken", "invalid_json": ADAPTERS["sparkpost"].version}
 
     assert await replay_dead_letters(settings, kafka_bootstrap, reason="invalid_json") == 1
+
+    # More history: the first request refused twice by the old version; a third by the old one, then by this one.
+    third = Envelope("sparkpost", "sparkpost", "req-3", "2026-11-24T00:00:02Z", "POST", "application/json", b"{no")
+    old_bug, now = [Failure("adapter_error", "simulated bug")], ADAPTERS["sparkpost"].version
+    await produce(
+        kafka_bootstrap,
+        topics.dlq,
+        [
+            (good.key, good.body, dead_letter_headers(good, old_bug, "0-broken")),
+            (third.key, third.body, dead_letter_headers(third, old_bug, "0-broken")),
+            (third.key, third.body, dead_letter_headers(third, [Failure("invalid_json", "no")], now)),
+        ],
+    )
     before = Counter(r.value for r in await consume_all(kafka_bootstrap, topics.raw, expect=3, idle_seconds=2))
     assert await replay_dead_letters(settings, kafka_bootstrap, stale=True) == 1
     after = Counter(r.value for r in await consume_all(kafka_bootstrap, topics.raw, expect=4, idle_seconds=2))
-    assert after - before == Counter({case.body: 1}), "only the request the old adapter refused"
+    assert after - before == Counter({case.body: 1}), "once, and only what no adapter of this version refused"

@@ -30,7 +30,7 @@ def behind_a_proxy(prefix: str, tmp_path: Path) -> Settings:
     sources = []
     for source in settings.sources:
         if source.id == "pure360":
-            source = source.model_copy(update={"allow_ips": [ip_network(PURE360_ALLOWED)]})
+            source = source.model_copy(update={"allow_ips": [ip_network(PURE360_ALLOWED), ip_network("2001:db8::1")]})
         elif source.id == "falconide":
             source = source.model_copy(update={"max_body_bytes": 1024})
         sources.append(source)
@@ -53,7 +53,8 @@ async def test_every_forwarded_for_line_counts_and_a_hop_may_carry_its_port(
         # A forged line from the client, then the balancer's with the client's real address: refused.
         ([PURE360_ALLOWED, "203.0.113.50"], 401),
         ([f"{PURE360_ALLOWED}:4711"], 200),
-        (["[2001:db8::1]:443"], 401),
+        (["[2001:db8::1]:443"], 200),
+        (["[2001:db8::2]:443"], 401),
     ]
     async with running_gateway(settings, kafka_bootstrap) as gateway, aiohttp.ClientSession() as http:
         statuses = []
@@ -63,12 +64,13 @@ async def test_every_forwarded_for_line_counts_and_a_hop_may_carry_its_port(
                 headers.add("X-Forwarded-For", line)
             statuses.append(await _post(http, f"{gateway.url}/hooks/pure360", OPEN, headers))
     assert statuses == [status for _, status in cases]
-    records = await consume_all(kafka_bootstrap, gateway.topics.raw, expect=2, idle_seconds=2)
+    records = await consume_all(kafka_bootstrap, gateway.topics.raw, expect=3, idle_seconds=2)
     envelopes = [Envelope.from_record(r.value, r.headers) for r in records]
-    assert [e.remote_addr for e in envelopes] == [PURE360_ALLOWED, PURE360_ALLOWED]
+    assert sorted(e.remote_addr or "" for e in envelopes) == [PURE360_ALLOWED, PURE360_ALLOWED, "2001:db8::1"]
     assert sorted(e.headers["x-forwarded-for"] for e in envelopes) == [
         f"10.9.8.7, {PURE360_ALLOWED}",
         f"{PURE360_ALLOWED}:4711",
+        "[2001:db8::1]:443",
     ]
 
 

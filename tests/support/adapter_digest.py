@@ -6,7 +6,9 @@ does: tests/unit/processors/adapters/test_adapter_versions.py pins each provider
 in tests/data/adapter_versions.json, so a change in the events or failures an adapter gives fails until
 the version is bumped and the file rewritten:
 
-    python -m tests.support.adapter_digest > tests/data/adapter_versions.json
+    python -m tests.support.adapter_digest --write
+
+which refuses (exit 1) to record a changed digest under the version it was recorded with.
 """
 
 from __future__ import annotations
@@ -71,5 +73,28 @@ def pinned(path: Path = VERSIONS_FILE) -> dict[str, dict[str, str]]:
     return loaded
 
 
+def unbumped(now: dict[str, dict[str, str]], before: dict[str, dict[str, str]]) -> list[str]:
+    """Providers whose digest changed while their version did not."""
+    return [
+        p
+        for p, entry in now.items()
+        if p in before and entry["digest"] != before[p]["digest"] and entry["version"] == before[p]["version"]
+    ]
+
+
+def main(argv: list[str]) -> int:
+    now = current()
+    text = json.dumps(now, indent=2) + "\n"
+    if "--write" not in argv:
+        sys.stdout.write(text)
+        return 0
+    stale = unbumped(now, pinned()) if VERSIONS_FILE.exists() else []
+    if stale:
+        sys.stderr.write(f"the mapping of {', '.join(stale)} changed: bump its adapter's version first\n")
+        return 1
+    VERSIONS_FILE.write_text(text)
+    return 0
+
+
 if __name__ == "__main__":
-    sys.stdout.write(json.dumps(current(), indent=2) + "\n")
+    sys.exit(main(sys.argv[1:]))

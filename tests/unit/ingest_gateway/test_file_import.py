@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from espwire.config import MAX_BODY_BYTES, Settings, SourceConfig
-from ingest_gateway.file_import import ImportRefused, envelopes_for, plan_import, split_lines
+from ingest_gateway.file_import import ImportRefused, envelopes_for, plan_import, read_file, split_lines
 from tests.fixture_cases import PROVIDERS_DIR
 
 
@@ -73,5 +73,13 @@ def test_a_gzip_export_is_imported_as_its_content_and_a_broken_one_refused(tmp_p
     assert bodies == [[export]] * 3
     broken = tmp_path / "broken.gz"
     broken.write_bytes(gzip.compress(export)[:-12])
-    with pytest.raises(ImportRefused, match=r"broken\.gz: not a readable gzip file"):
+    with pytest.raises(ImportRefused, match=r"broken\.gz: unreadable gzip"):
         plan_import(settings, "engage", "s3", [broken])
+
+
+def test_a_gzip_bomb_is_refused_past_the_inflated_limit(tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.json.gz"
+    bomb.write_bytes(gzip.compress(b"\n" * 5_000_000))
+    with pytest.raises(ImportRefused, match="too large inflated"):
+        read_file(bomb, max_inflated=1_000_000)
+    assert read_file(bomb, max_inflated=5_000_000) == b"\n" * 5_000_000

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import gzip
 import zlib
+from ipaddress import ip_network
 
 import pytest
+from aiohttp.test_utils import make_mocked_request
+from multidict import CIMultiDict
 
-from ingest_gateway.limits import RequestRefused, decode_body
+from ingest_gateway.limits import RequestRefused, client_address, decode_body
 
 
 def test_gzip_and_both_deflate_flavours_inflate() -> None:
@@ -57,3 +60,45 @@ def test_bytes_after_the_end_of_the_stream_are_a_400_not_dropped() -> None:
         with pytest.raises(RequestRefused) as refused:
             decode_body(body, encoding, 1 << 20)
         assert refused.value.status == 400, encoding
+
+
+TRUSTED = [ip_network("10.0.0.0/8")]
+
+
+def _from_proxy(*forwarded: str) -> str | None:
+    """The client address of a request from 10.0.0.5 (a trusted proxy) carrying these X-Forwarded-For lines."""
+    headers = CIMultiDict(("X-Forwarded-For", line) for line in forwarded)
+    request = make_mocked_request("POST", "/hooks/x", headers=headers, transport=_Peer("10.0.0.5"))
+    return client_address(request, TRUSTED)
+
+
+class _Peer:
+    def __init__(self, host: str) -> None:
+        self.host = host
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return (self.host, 12345) if name == "peername" else default
+
+    def is_closing(self) -> bool:
+        return False
+
+
+@pytest.mark.parametrize(
+    ("lines", "address"),
+    [
+        (["198.51.100.7"], "198.51.100.7"),
+        (["198.51.100.7:4711"], "198.51.100.7"),
+        (["[2001:db8::1]:443"], "2001:db8::1"),
+        (["[2001:db8::1]"], "2001:db8::1"),
+        (["2001:db8::1"], "2001:db8::1"),
+        (["203.0.113.9", "198.51.100.7, 10.0.0.9"], "198.51.100.7"),  # every line, right-most untrusted hop
+        # Malformed hops: not trusted past the proxy itself.
+        (["[198.51.100.7]x"], "10.0.0.5"),
+        (["198.51.100.7:abc"], "10.0.0.5"),
+        (["198.51.100.7:"], "10.0.0.5"),
+        (["198.51.100.7:99999999"], "10.0.0.5"),
+        (["[2001:db8::1"], "10.0.0.5"),
+    ],
+)
+def test_forwarded_hops_with_ports_and_several_lines(lines: list[str], address: str) -> None:
+    assert _from_proxy(*lines) == address

@@ -10,9 +10,9 @@ import pytest
 
 from processors.adapters import ADAPTERS
 from tests.fixture_cases import PROVIDER_NAMES
-from tests.support.adapter_digest import VERSIONS_FILE, pinned, provider_digest
+from tests.support.adapter_digest import VERSIONS_FILE, pinned, provider_digest, unbumped
 
-UPDATE = "python -m tests.support.adapter_digest > tests/data/adapter_versions.json"
+UPDATE = "python -m tests.support.adapter_digest --write"
 
 
 @pytest.mark.parametrize("provider", PROVIDER_NAMES)
@@ -31,3 +31,9 @@ def test_a_changed_mapping_has_a_new_version(provider: str) -> None:
 
 def test_every_provider_is_pinned() -> None:
     assert set(pinned()) == set(ADAPTERS) == set(PROVIDER_NAMES)
+
+
+def test_the_update_refuses_a_changed_digest_under_the_old_version() -> None:
+    before = {"sparkpost": {"version": "3", "digest": "a"}, "ipost": {"version": "3", "digest": "b"}}
+    now = {"sparkpost": {"version": "3", "digest": "c"}, "ipost": {"version": "4", "digest": "d"}}
+    assert unbumped(now, before) == ["sparkpost"]
