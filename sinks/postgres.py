@@ -50,6 +50,11 @@ PG_UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.InsufficientResourcesError,
+    # A standby after a failover (read-only until it is promoted, or the DSN points at the new primary),
+    # and a deadlock or serialization failure: each passes when the batch is tried again.
+    asyncpg.exceptions.ReadOnlySQLTransactionError,
+    asyncpg.exceptions.TransactionRollbackError,
+    asyncpg.exceptions.LockNotAvailableError,
 )
 # The row itself is refused: halve the batch until it is alone, then dead-letter it.
 PG_REFUSED: tuple[type[BaseException], ...] = (

@@ -1,8 +1,10 @@
 """Suppression sink: hard bounces, complaints and unsubscribes from every provider, one row per address.
 
-Which events count: ``bounce.severity`` "hard" (any type); an ``email.bounced`` with ``reject_reason``
-"bounced" and no softer severity (soft/block/admin never suppress); an ``email.rejected`` whose
-``reject_reason`` says the provider refused the address as invalid (a hard bounce) or unsubscribed;
+Which events count: ``bounce.severity`` "hard" (any type; where the provider left it undetermined, the
+enricher's ``inferred_severity`` stands in); an ``email.bounced`` with ``reject_reason`` "bounced" and no
+softer severity (soft/block/admin never suppress; undetermined with no reading of the reply does); an
+``email.rejected`` whose ``reject_reason`` says the provider refused the address as invalid (a hard
+bounce) or unsubscribed;
 ``email.complained``; ``email.unsubscribed``. Events without a recipient email are ignored.
 
 Delivery: exactly once by event id. One statement per batch records the event ids in
@@ -52,7 +54,11 @@ def suppression_reason(event: Event) -> str | None:
         return "complaint"
     if event_type == "email.unsubscribed":
         return "unsubscribe"
-    severity = (data.get("bounce") or {}).get("severity")
+    bounce = data.get("bounce") or {}
+    severity = bounce.get("severity")
+    if severity in (None, "undetermined"):
+        # The provider did not classify it: the bounce_class enricher's reading of the reply, when there is one.
+        severity = bounce.get("inferred_severity") or severity
     if severity == "hard":
         return "hard_bounce"
     if event_type == "email.bounced" and data.get("reject_reason") == "bounced" and severity not in SOFT_SEVERITIES:

@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import orjson
+from yarl import URL
 
 from espwire.config import Settings, SinkConfig
 from espwire.topics import Topics
@@ -359,3 +360,34 @@ async def test_a_member_retrying_an_unavailable_destination_gives_its_partitions
         second_stop.set()
         await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 60)
         await proxy.stop()
+
+
+async def test_a_read_only_server_is_waited_for_not_a_crash(
+    kafka_bootstrap: str, topic_prefix: str, postgres_dsn: str, pg_schema: str, tmp_path: Path
+) -> None:
+    # A failover leaves the sink on a standby for a while: every write is refused as read-only.
+    role = f"ro_{pg_schema}"
+    admin = await asyncpg.connect(postgres_dsn)
+    await admin.execute(f'CREATE ROLE "{role}" LOGIN SUPERUSER')
+    await admin.execute(f'ALTER ROLE "{role}" SET default_transaction_read_only = on')
+    try:
+        dsn = str(URL(postgres_dsn).with_user(role))
+        config = _config(dsn, pg_schema, retry_initial_seconds=0.1, retry_max_seconds=0.5)
+        settings = sink_settings(topic_prefix, tmp_path, config)
+        status = SinkStatus()
+        await publish_events(kafka_bootstrap, topic_prefix, [make_event(i) for i in range(50)])
+        async with running_sink(settings, config, kafka_bootstrap, status):  # a crash fails the block's end
+            await asyncio.sleep(3)
+            assert not status.ready
+            assert await _counts(postgres_dsn, pg_schema) == (0, 0)
+            # Promoted: writable again, and its old sessions gone.
+            await admin.execute(f'ALTER ROLE "{role}" RESET default_transaction_read_only')
+            await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", role)
+            await wait_until(lambda: _all_written(postgres_dsn, pg_schema, 50))
+        assert await _counts(postgres_dsn, pg_schema) == (50, 50)
+    finally:
+        await admin.execute(f'DROP SCHEMA IF EXISTS "{pg_schema}" CASCADE')
+        await admin.execute(f'CREATE SCHEMA "{pg_schema}"')  # the fixture drops it again
+        await admin.execute(f'DROP OWNED BY "{role}"')
+        await admin.execute(f'DROP ROLE "{role}"')
+        await admin.close()

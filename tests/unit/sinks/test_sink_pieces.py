@@ -101,6 +101,15 @@ def test_suppression_reasons() -> None:
     assert suppression_reason(make_event(1, type="email.complained")) == "complaint"
     assert suppression_reason(make_event(1, type="email.unsubscribed")) == "unsubscribe"
     assert suppression_reason(make_event(1, type="email.opened")) is None
+    # Undetermined by the provider: the enricher's reading decides; without one, a bounce still suppresses.
+    unclassified = {"severity": "undetermined", "inferred_severity": "soft"}
+    assert suppression_reason(make_event(1, type="email.bounced", reject_reason="bounced", bounce=unclassified)) is None
+    unclassified = {"severity": "undetermined", "inferred_severity": "hard"}
+    assert suppression_reason(make_event(1, type="email.bounced", bounce=unclassified)) == "hard_bounce"
+    bare = {"severity": "undetermined"}
+    assert (
+        suppression_reason(make_event(1, type="email.bounced", reject_reason="bounced", bounce=bare)) == "hard_bounce"
+    )
     # Refused before sending: suppressed for an invalid or unsubscribed address, not for a policy block.
     assert suppression_reason(make_event(1, type="email.rejected", reject_reason="invalid")) == "hard_bounce"
     assert suppression_reason(make_event(1, type="email.rejected", reject_reason="unsubscribed")) == "unsubscribe"
