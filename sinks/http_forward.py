@@ -8,12 +8,17 @@ Delivery: at least once per destination, deduplicable by the receiver. ``webhook
 event ids in the request, so a batch re-sent after a crash (same events, same order) carries the same id;
 batches are cut by the consumer, so after a restart one event may arrive in a request of a different
 shape: receivers should also dedupe by each event's ``id`` — that is the only exact key.
-A destination is retried with exponential backoff and jitter (``Retry-After`` honoured) within its
-retry budget; a per-destination circuit breaker stops calling a destination that keeps failing. After
-the budget, or at once for a 4xx that says the content is refused, the request's events go to that
-destination's dead-letter topic (``<prefix>.dlq.<sink>.<destination>``) and the sink moves on, so one
-dead receiver does not stop the others. Offsets are committed only after every destination either
-accepted the request or has its dead letters acknowledged by Kafka.
+
+A destination that does not take the request now (unreachable, 5xx, 408/425/429, and 401/403/404 or a
+redirect: a receiver misconfigured, its secret or URL wrong) is retried with exponential backoff and jitter
+(``Retry-After`` honoured) within its retry budget, behind a per-destination circuit breaker; past the
+budget the batch raises ``DestinationUnavailable``: the runner keeps the offsets, reports not ready and
+tries the batch again later, and requests a destination already accepted in it are not sent again. Nothing
+is dead-lettered for being down, so a dead receiver holds its sink back, not its events: give destinations
+that must progress on their own a sink each (each sink is its own consumer group). A 413 splits the
+request in halves down to one event. Only a refusal of the content (another 4xx, or 413 for one event)
+dead-letters the request's events to that destination's topic (``<prefix>.dlq.<sink>.<destination>``)
+while the other destinations still get them.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import random
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import aiohttp
 import orjson
@@ -36,12 +41,16 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from espwire.config import Settings
 from espwire.topics import Topics
-from sinks.base import BatchOutcome, Event, Poison, Position, Sink, SinkOptions
+from sinks.base import BatchOutcome, DestinationUnavailable, Event, Poison, Position, Sink, SinkOptions
 
 log = logging.getLogger("espwire.sink.http_forward")
 
-# Answers that mean "try again later"; any other 4xx means the receiver refuses this content.
-RETRYABLE_STATUS = frozenset({408, 425, 429})
+# Answers that mean "not now": timeouts and rate limits, and a receiver whose credentials or URL are wrong
+# (fixed on its side, the same request goes through). Any other 4xx means it refuses this content.
+RETRYABLE_STATUS = frozenset({401, 403, 404, 408, 425, 429})
+TOO_LARGE = 413
+# Requests a destination accepted in a batch the runner is retrying: at most this many remembered.
+_ACCEPTED_KEPT = 10_000
 
 
 class Destination(BaseModel):
@@ -137,6 +146,11 @@ class _Attempt:
     retryable: bool
     reason: str
     retry_after: float | None = None
+    status: int | None = None
+
+
+class _Unavailable(Exception):
+    """A destination did not take a request within its retry budget."""
 
 
 class HttpForwardSink(Sink):
@@ -151,6 +165,7 @@ class HttpForwardSink(Sink):
             d.name: CircuitBreaker(d.breaker_failures, d.breaker_reset_seconds) for d in options.destinations
         }
         self.keys = {d.name: [secret_key(s.get_secret_value()) for s in d.secrets] for d in options.destinations}
+        self._accepted: dict[str, set[str]] = {d.name: set() for d in options.destinations}
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
@@ -170,9 +185,25 @@ class HttpForwardSink(Sink):
     ) -> BatchOutcome:
         size = self.http.max_events_per_request
         chunks = [(start, events[start : start + size]) for start in range(0, len(events), size)]
-        results = await asyncio.gather(*(self._deliver_all(d, chunks) for d in self.http.destinations))
+        results = await asyncio.gather(
+            *(self._deliver_all(d, chunks) for d in self.http.destinations), return_exceptions=True
+        )
+        down = [
+            f"{d.name}: {r}"
+            for d, r in zip(self.http.destinations, results, strict=True)
+            if isinstance(r, _Unavailable)
+        ]
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, _Unavailable):
+                raise result
+        if down:
+            # Kept: what each destination accepted of this batch is not sent again when the runner retries it.
+            raise DestinationUnavailable("; ".join(down))
+        for accepted in self._accepted.values():
+            accepted.clear()
         outcome = BatchOutcome(written=len(events))
-        for destination, failures in zip(self.http.destinations, results, strict=True):
+        for destination, result in zip(self.http.destinations, results, strict=True):
+            failures = cast(list[tuple[int, list[Event], str]], result)
             topic = self.dead_letter_topics[destination.name]
             for start, chunk, reason in failures:
                 outcome.poison.extend(
@@ -185,35 +216,48 @@ class HttpForwardSink(Sink):
     async def _deliver_all(
         self, destination: Destination, chunks: list[tuple[int, list[Event]]]
     ) -> list[tuple[int, list[Event], str]]:
-        failures = []
-        for start, chunk in chunks:
-            reason = await self._deliver(destination, chunk)
-            if reason is not None:
-                failures.append((start, chunk, reason))
+        """The chunks the destination refused, with why; raises _Unavailable when it does not take one now."""
+        failures: list[tuple[int, list[Event], str]] = []
+        pending = list(chunks)
+        while pending:
+            start, chunk = pending.pop(0)
+            result = await self._deliver(destination, chunk)
+            if result == "too_large" and len(chunk) > 1:
+                half = len(chunk) // 2
+                pending[:0] = [(start, chunk[:half]), (start + half, chunk[half:])]
+            elif result is not None:
+                failures.append((start, chunk, "http_413" if result == "too_large" else result))
         return failures
 
     async def _deliver(self, destination: Destination, events: list[Event]) -> str | None:
-        """None once the destination accepted the request, else why it goes to the dead-letter topic."""
+        """None once the destination accepted the request (now or in an earlier try of this batch), else why it
+        refused the content ("too_large" for a 413); raises _Unavailable past the retry budget."""
+        msg_id = webhook_id(events)
+        accepted = self._accepted[destination.name]
+        if msg_id in accepted:
+            return None
         breaker = self.breakers[destination.name]
         body = orjson.dumps(events)
-        msg_id = webhook_id(events)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + destination.max_elapsed_seconds
-        reason = "retries_exhausted"
+        reason = "circuit open"
         for attempt in range(destination.max_attempts):
             if breaker.is_open:
                 wait = breaker.open_until - time.monotonic()
                 if loop.time() + wait > deadline:
-                    return "circuit_open"
+                    break
                 await asyncio.sleep(wait)
             result = await self._post(destination, msg_id, body)
             if result.ok:
                 breaker.success()
+                if len(accepted) >= _ACCEPTED_KEPT:
+                    accepted.clear()
+                accepted.add(msg_id)
                 return None
             if not result.retryable:
-                return result.reason
+                return "too_large" if result.status == TOO_LARGE else result.reason
             breaker.failure()
-            reason = f"retries_exhausted: {result.reason}"
+            reason = result.reason
             delay = min(destination.backoff_max_seconds, destination.backoff_initial_seconds * 2**attempt)
             delay = delay / 2 + random.uniform(0, delay / 2)
             if result.retry_after is not None:
@@ -225,7 +269,7 @@ class HttpForwardSink(Sink):
                 extra={"sink": self.name, "destination": destination.name, "reason": result.reason, "delay": delay},
             )
             await asyncio.sleep(delay)
-        return reason
+        raise _Unavailable(reason)
 
     async def _post(self, destination: Destination, msg_id: str, body: bytes) -> _Attempt:
         assert self._session is not None, "start() first"
@@ -250,9 +294,8 @@ class HttpForwardSink(Sink):
                 status = response.status
                 if 200 <= status < 300:
                     return _Attempt(True, False, "ok")
-                retryable = status >= 500 or status in RETRYABLE_STATUS
-                return _Attempt(
-                    False, retryable, f"http_{status}", retry_after_seconds(response.headers.get("Retry-After"))
-                )
+                retryable = status >= 500 or status in RETRYABLE_STATUS or 300 <= status < 400
+                retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+                return _Attempt(False, retryable, f"http_{status}", retry_after, status)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             return _Attempt(False, True, f"unreachable: {type(exc).__name__}")

@@ -17,7 +17,7 @@ from espwire.broker import free_port
 from espwire.config import SinkConfig
 from espwire.topics import Topics
 from sinks.http_forward import HttpForwardOptions, HttpForwardSink
-from sinks.runner import DLQ_HEADER
+from sinks.runner import SinkStatus
 from tests.integration.sinks.conftest import publish_events, running_sink, sink_settings, wait_until
 from tests.support.kafka import consume_all
 from tests.unit.sinks.factory import make_event
@@ -37,6 +37,7 @@ class Receiver:
     bad_signatures: int = 0
     webhook_ids: list[str] = field(default_factory=list)
     url: str = ""
+    max_events: int | None = None  # more in one request: 413
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
@@ -49,6 +50,8 @@ class Receiver:
         if self.script:
             status = self.script.pop(0)
             return web.Response(status=status, headers={"Retry-After": "1"} if status in (429, 503) else {})
+        if self.max_events is not None and len(orjson.loads(body)) > self.max_events:
+            return web.Response(status=413)
         self.webhook_ids.append(request.headers["webhook-id"])
         self.received.extend(orjson.loads(body))
         return web.Response(status=204)
@@ -81,40 +84,66 @@ def _destination(name: str, receiver: Receiver, **extra: Any) -> dict[str, Any]:
     }
 
 
-async def test_flaky_receiver_gets_each_event_once_dead_one_gets_a_dead_letter_topic(
+async def test_a_receiver_down_holds_its_sink_back_and_each_receiver_gets_each_event_once(
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
     # The flaky receiver knows only the new secret: rotation means both signatures are sent.
     flaky = Receiver(NEW_SECRET, script=[503, 500])
-    down = Receiver(OLD_SECRET, script=[500] * 1000)
+    # Down for a while, misconfigured and failing: none of it is the events' fault, so none is dead-lettered.
+    down = Receiver(OLD_SECRET, script=[401, 404, 302, 500, 429, 500, 500, 500])
     async with serving(flaky, down):
         config = SinkConfig(
             name="fwd",
             type="http_forward",
             batch_wait_ms=50,
             max_events_per_request=100,
+            retry_initial_seconds=0.1,
+            retry_max_seconds=0.5,
             destinations=[
                 _destination("flaky", flaky),
-                _destination("down", down, max_attempts=2, max_elapsed_seconds=2),
+                _destination("down", down, max_attempts=2, max_elapsed_seconds=2, breaker_reset_seconds=0.5),
             ],
         )  # type: ignore[call-arg]
         settings = sink_settings(topic_prefix, tmp_path, config)
+        status = SinkStatus()
         events = [make_event(i) for i in range(250)]
         await publish_events(kafka_bootstrap, topic_prefix, events)
-        async with running_sink(settings, config, kafka_bootstrap):
+        async with running_sink(settings, config, kafka_bootstrap, status):
+
+            async def not_ready() -> bool:
+                return not status.ready and down.requests > 0
 
             async def delivered() -> bool:
-                return len(flaky.received) >= 250
+                return len(down.received) >= 250 and status.ready
 
+            await wait_until(not_ready)
             await wait_until(delivered)
-            dead = await consume_all(
-                kafka_bootstrap, Topics(topic_prefix).sink_dlq("fwd.down"), expect=250, idle_seconds=1
-            )
-    assert sorted(e["id"] for e in flaky.received) == sorted(e["id"] for e in events)
+    dead = await consume_all(kafka_bootstrap, Topics(topic_prefix).sink_dlq("fwd.down"), idle_seconds=1)
+    assert dead == [], "a destination that is down is waited for, never dead-lettered"
+    ids = sorted(e["id"] for e in events)
+    # The batch retried while "down" was down was not sent to "flaky" again.
+    assert sorted(e["id"] for e in flaky.received) == ids
+    assert sorted(e["id"] for e in down.received) == ids
     assert flaky.bad_signatures == 0 and down.bad_signatures == 0
     assert len(set(flaky.webhook_ids)) == len(flaky.webhook_ids)
-    assert sorted(orjson.loads(r.value)["id"] for r in dead) == sorted(e["id"] for e in events)
-    assert orjson.loads(dict(dead[0].headers)[DLQ_HEADER])["reason"].startswith("retries_exhausted: http_500")
+
+
+async def test_a_request_too_large_is_split_and_one_event_too_large_dead_lettered(tmp_path: Path) -> None:
+    small = Receiver(NEW_SECRET, max_events=2)
+    async with serving(small):
+        config = SinkConfig(name="fwd", type="http_forward", destinations=[_destination("small", small)])  # type: ignore[call-arg]
+        sink = HttpForwardSink(HttpForwardOptions.from_config(config), sink_settings("p", tmp_path))
+        await sink.start()
+        try:
+            events = [make_event(i) for i in range(7)]
+            outcome = await sink.write_batch(events)
+            assert outcome.ok and outcome.written == 7
+            assert sorted(e["id"] for e in small.received) == sorted(e["id"] for e in events)
+            small.max_events = 0  # now it takes nothing at all
+            outcome = await sink.write_batch([make_event(9)])
+            assert [(p.index, p.reason) for p in outcome.poison] == [(0, "http_413")]
+        finally:
+            await sink.close()
 
 
 async def test_refused_content_is_dead_lettered_at_once_and_webhook_id_is_stable(tmp_path: Path) -> None:
