@@ -5,6 +5,8 @@ Contract (what the runner relies on, promise 3 of the guide):
   writing the same event twice leaves one copy (idempotent by event ``id``).
 - A destination that cannot be reached raises ``DestinationUnavailable``: the runner keeps the offsets,
   backs off and calls again with the same batch. Nothing is lost, nothing is dead-lettered for it.
+- A sink that lost buffered events it had reported written (``SinkStateLost``) makes the runner start over
+  from the committed offsets.
 - An event the destination refuses for what it contains is returned in ``BatchOutcome.poison`` with a
   reason; the runner sends it to the sink's dead-letter topic and moves on.
 - ``committable`` says up to where offsets may be committed. Sinks that buffer across batches (files)
@@ -27,6 +29,12 @@ Event = dict[str, Any]
 
 class DestinationUnavailable(Exception):
     """The destination cannot take writes now (down, timing out, refusing connections): retry later."""
+
+
+class SinkStateLost(Exception):
+    """The sink dropped events it had taken but not yet made durable (a file write failed part way, so the
+    file can no longer be trusted): the runner stops without committing and starts over from the committed
+    offsets, which re-reads them."""
 
 
 @dataclass(frozen=True, slots=True)

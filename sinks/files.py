@@ -19,6 +19,9 @@ Delivery: exactly once by event, under one writer per partition (the consumer gr
   written after the restart start after the last complete one, so none overlap and nothing is doubled.
 - Names are fixed by (partition, first offset, last offset): if the same file is written twice (a crash
   after the rename, before anything else), the second write replaces it with the same content.
+- A write to an open file that fails part way (a full disk) leaves its compressed stream and its bytes
+  on disk out of step: the file is dropped, never published, and the sink raises ``SinkStateLost``, so the
+  runner starts over from the committed offsets and the events it held are read again.
 Limits: two processes writing one partition at once (a member that lost its partition but has not
 noticed yet) can still write overlapping files; the consumer group makes that a short window, and the
 runner drops revoked partitions' records and open files as soon as it is told. The names assume the
@@ -44,7 +47,7 @@ from pydantic import Field, SecretStr
 
 from espwire.config import Settings
 from sinks import metrics
-from sinks.base import BatchOutcome, DestinationUnavailable, Event, Poison, Position, Sink, SinkOptions
+from sinks.base import BatchOutcome, DestinationUnavailable, Event, Poison, Position, Sink, SinkOptions, SinkStateLost
 from sinks.postgres import parse_instant
 
 _TYPE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
@@ -207,7 +210,10 @@ class FilesSink(Sink):
         for key, chunk in lines.items():
             first, last = last_offsets[key]
             open_file = self._open.get(key) or self._open_file(key, first)
-            self._append(open_file, chunk, last)
+            try:
+                self._append(open_file, chunk, last)
+            except OSError as exc:
+                self._lose(key, open_file, exc)
             outcome.written += len(chunk)
         await self._roll(force=False)
         return outcome
@@ -263,8 +269,22 @@ class FilesSink(Sink):
             await self._complete(open_file)
             del self._open[key]
 
+    def _lose(self, key: tuple[str, int], open_file: _OpenFile, exc: OSError) -> None:
+        """A write to an open file failed part way (a full disk): its compressed stream and bytes on disk no
+        longer match, so it is dropped, and with it events of earlier batches the runner counts as written."""
+        self._discard(open_file)
+        self._open.pop(key, None)
+        raise SinkStateLost(f"{open_file.tmp_path}: {exc!r}") from exc
+
     async def _complete(self, open_file: _OpenFile) -> None:
         name = file_name(open_file.partition, open_file.first, open_file.last, self.files.format)
+        if not open_file.handle.closed:
+            try:
+                await asyncio.to_thread(self._seal, open_file)
+            except OSError as exc:
+                # fsync's failure in particular: the kernel may have dropped the pages, a retry could pass.
+                key = next(k for k, f in self._open.items() if f is open_file)
+                self._lose(key, open_file, exc)
         try:
             await asyncio.to_thread(self._complete_blocking, open_file, name)
         except Exception as exc:
@@ -274,14 +294,18 @@ class FilesSink(Sink):
             open_file.partition, open_file.first, open_file.last
         )
 
-    def _complete_blocking(self, open_file: _OpenFile, name: str) -> None:
+    @staticmethod
+    def _seal(open_file: _OpenFile) -> None:
+        """The open file's last bytes written and on disk, and its handle closed."""
         handle = open_file.handle
-        if not handle.closed:
-            if open_file.compressor is not None:
-                handle.write(open_file.compressor.flush())
-            handle.flush()
-            os.fsync(handle.fileno())
-            handle.close()
+        if open_file.compressor is not None:
+            handle.write(open_file.compressor.flush())
+        handle.flush()
+        os.fsync(handle.fileno())
+        handle.close()
+
+    def _complete_blocking(self, open_file: _OpenFile, name: str) -> None:
+        """Publishes a sealed file (converted, uploaded or renamed): retried as it is when this fails."""
         source = open_file.tmp_path
         if self.files.format == "parquet":
             source = self._to_parquet(open_file.tmp_path)

@@ -30,7 +30,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from espwire.config import Settings, SinkConfig
 from espwire.topics import MAX_RECORD_BYTES, Topics, ensure_topics
 from sinks import metrics
-from sinks.base import BatchOutcome, DestinationUnavailable, Event, Position, Sink
+from sinks.base import BatchOutcome, DestinationUnavailable, Event, Position, Sink, SinkStateLost
 from sinks.privacy import Redactor
 
 log = logging.getLogger("espwire.sink")
@@ -72,7 +72,23 @@ async def run_sink(
         from sinks.registry import build_sink
 
         sink = build_sink(sink_config, settings)
-    await SinkRunner(settings, sink, bootstrap, stop, status or SinkStatus()).run()
+    status = status or SinkStatus()
+    attempt = 0
+    while True:
+        runner = SinkRunner(settings, sink, bootstrap, stop, status)
+        try:
+            await runner.run()
+            return
+        except SinkStateLost as exc:
+            # Nothing was committed past what is durable: a new consumer re-reads it from the committed offsets.
+            log.error("sink lost buffered events; starting over", extra={"sink": sink.name, "error": repr(exc)[:300]})
+            status.last_error = repr(exc)[:300]
+            if stop.is_set():
+                return
+            delay = backoff_seconds(attempt, sink.options.retry_initial_seconds, sink.options.retry_max_seconds)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            attempt += 1
 
 
 _TICK = object()

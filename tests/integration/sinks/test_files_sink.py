@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import gzip
 import io
+import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -174,3 +176,55 @@ async def test_s3_objects_appear_complete_once_and_redelivery_adds_none(tmp_path
         lines.extend(orjson.loads(x) for x in gzip.GzipFile(fileobj=io.BytesIO(body)).read().splitlines())
     assert sorted(e["id"] for e in lines) == sorted(e["id"] for e in events)
     assert not list(tmp_path.rglob("*.tmp")), "staged files are removed once put"
+
+
+@contextlib.contextmanager
+def small_disk(path: Path, size: str) -> Iterator[Path]:
+    """A real file system of ``size`` (tmpfs) at ``path``: writes past it fail with ENOSPC."""
+    path.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root (CI runs as root)")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+async def test_a_full_disk_never_leaves_a_broken_file_and_nothing_is_lost(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with small_disk(tmp_path / "disk", "24k") as disk:
+        root = disk / "events"
+        config = SinkConfig(
+            name="files",
+            type="files",
+            path=str(root),
+            roll_bytes=400_000,
+            roll_seconds=1.0,
+            gzip_level=1,
+            batch_max_events=50,
+            batch_wait_ms=50,
+            retry_initial_seconds=0.1,
+            retry_max_seconds=0.5,
+        )  # type: ignore[call-arg]
+        settings = sink_settings(topic_prefix, tmp_path, config)
+        events = [_typed(i) for i in range(600)]
+        await publish_events(kafka_bootstrap, topic_prefix, events)
+        async with running_sink(settings, config, kafka_bootstrap):
+
+            async def disk_full() -> bool:  # a write failed part way: the sink started over
+                return any("starting over" in r.getMessage() for r in caplog.records)
+
+            await wait_until(disk_full, timeout=30)
+            await asyncio.sleep(2)  # and again, while the disk stays full
+            for path in root.rglob("part-*"):
+                gzip.decompress(path.read_bytes())  # every published file reads whole
+            subprocess.run(["mount", "-o", "remount,size=16m", str(disk)], check=True)  # space again
+
+            async def all_written() -> bool:
+                return len(_local_lines(root)) >= 600
+
+            await wait_until(all_written)
+        written = _local_lines(root)
+    assert sorted(e["id"] for e in written) == sorted(e["id"] for e in events), "each event once"
