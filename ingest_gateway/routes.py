@@ -126,11 +126,16 @@ class HookHandler:
     def _envelope(self, request: web.BaseRequest, source: SourceConfig, body: bytes, address: str | None) -> Envelope:
         # Informational copies, each cut to MAX_KEPT_HEADER (many lines of one header join into one value):
         # the envelope must stay within the room a record keeps beside its body.
-        headers = {
-            name: lossless_text(value[:MAX_KEPT_HEADER])
-            for name in self._kept_headers[source.id]
-            if (value := limits.joined(request, name)) is not None
-        }
+        given = request.headers
+        headers: dict[str, str] = {}
+        for name in self._kept_headers[source.id]:
+            # Each of several lines for the forwarding chain; the first line of the others (one, in practice).
+            value = limits.joined(request, name) if name == "x-forwarded-for" else given.get(name)
+            if value is not None:
+                # isascii first: the call is only paid for the rare value that needs it.
+                headers[name] = value[:MAX_KEPT_HEADER] if value.isascii() else lossless_text(value[:MAX_KEPT_HEADER])
+        content_type = given.get("Content-Type", "")
+        query = raw_query(request)
         options = {"timezone": source.timezone} if source.timezone != "UTC" else {}
         return Envelope(
             source_id=source.id,
@@ -138,11 +143,11 @@ class HookHandler:
             request_id=new_request_id(),
             received_at=utc_now(),
             method=request.method,
-            content_type=lossless_text(request.headers.get("Content-Type", "")),
+            content_type=content_type if content_type.isascii() else lossless_text(content_type),
             body=body,
             headers=headers,
             remote_addr=address,
-            query=lossless_text(raw_query(request)),
+            query=query if query.isascii() else lossless_text(query),
             options=options,
         )
 
@@ -182,7 +187,9 @@ def metrics_handler(tally: metrics.RequestTally) -> Callable[[web.BaseRequest], 
 def raw_query(request: web.BaseRequest) -> str:
     """The query as it came on the request line. aiohttp's ``query_string`` is decoded once already (``%2525``
     reads ``%25``, ``%20`` a space), so an adapter decoding the stored query would decode it twice."""
-    return request.raw_path.partition("?")[2].partition("#")[0]
+    target = request.raw_path
+    start = target.find("?")
+    return "" if start < 0 else target[start + 1 :].partition("#")[0]
 
 
 def lossless_text(value: str) -> str:
