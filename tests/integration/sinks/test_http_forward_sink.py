@@ -84,6 +84,18 @@ def _destination(name: str, receiver: Receiver, **extra: Any) -> dict[str, Any]:
     }
 
 
+@contextlib.asynccontextmanager
+async def started_sink(tmp_path: Path, name: str, receiver: Receiver) -> AsyncIterator[HttpForwardSink]:
+    """The sink alone (no runner) with one destination, started and closed around the block."""
+    config = SinkConfig(name="fwd", type="http_forward", destinations=[_destination(name, receiver)])  # type: ignore[call-arg]
+    sink = HttpForwardSink(HttpForwardOptions.from_config(config), sink_settings("p", tmp_path))
+    await sink.start()
+    try:
+        yield sink
+    finally:
+        await sink.close()
+
+
 async def test_a_receiver_down_holds_its_sink_back_and_each_receiver_gets_each_event_once(
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
@@ -130,38 +142,26 @@ async def test_a_receiver_down_holds_its_sink_back_and_each_receiver_gets_each_e
 
 async def test_a_request_too_large_is_split_and_one_event_too_large_dead_lettered(tmp_path: Path) -> None:
     small = Receiver(NEW_SECRET, max_events=2)
-    async with serving(small):
-        config = SinkConfig(name="fwd", type="http_forward", destinations=[_destination("small", small)])  # type: ignore[call-arg]
-        sink = HttpForwardSink(HttpForwardOptions.from_config(config), sink_settings("p", tmp_path))
-        await sink.start()
-        try:
-            events = [make_event(i) for i in range(7)]
-            outcome = await sink.write_batch(events)
-            assert outcome.ok and outcome.written == 7
-            assert sorted(e["id"] for e in small.received) == sorted(e["id"] for e in events)
-            small.max_events = 0  # now it takes nothing at all
-            outcome = await sink.write_batch([make_event(9)])
-            assert [(p.index, p.reason) for p in outcome.poison] == [(0, "http_413")]
-        finally:
-            await sink.close()
+    async with serving(small), started_sink(tmp_path, "small", small) as sink:
+        events = [make_event(i) for i in range(7)]
+        outcome = await sink.write_batch(events)
+        assert outcome.ok and outcome.written == 7
+        assert sorted(e["id"] for e in small.received) == sorted(e["id"] for e in events)
+        small.max_events = 0  # now it takes nothing at all
+        outcome = await sink.write_batch([make_event(9)])
+        assert [(p.index, p.reason) for p in outcome.poison] == [(0, "http_413")]
 
 
 async def test_refused_content_is_dead_lettered_at_once_and_webhook_id_is_stable(tmp_path: Path) -> None:
     refusing = Receiver(NEW_SECRET, script=[422])
-    async with serving(refusing):
-        config = SinkConfig(name="fwd", type="http_forward", destinations=[_destination("strict", refusing)])  # type: ignore[call-arg]
-        sink = HttpForwardSink(HttpForwardOptions.from_config(config), sink_settings("p", tmp_path))
-        await sink.start()
-        try:
-            events = [make_event(i) for i in range(3)]
-            outcome = await sink.write_batch(events)
-            assert [(p.index, p.reason, p.topic) for p in outcome.poison] == [
-                (i, "http_422", "p.dlq.fwd.strict") for i in range(3)
-            ]
-            assert refusing.requests == 1, "a 4xx is not retried"
-            again = await sink.write_batch(events)
-            assert again.ok and again.written == 3
-            await sink.write_batch(events)
-            assert refusing.webhook_ids[0] == refusing.webhook_ids[1], "same events, same webhook-id"
-        finally:
-            await sink.close()
+    async with serving(refusing), started_sink(tmp_path, "strict", refusing) as sink:
+        events = [make_event(i) for i in range(3)]
+        outcome = await sink.write_batch(events)
+        assert [(p.index, p.reason, p.topic) for p in outcome.poison] == [
+            (i, "http_422", "p.dlq.fwd.strict") for i in range(3)
+        ]
+        assert refusing.requests == 1, "a 4xx is not retried"
+        again = await sink.write_batch(events)
+        assert again.ok and again.written == 3
+        await sink.write_batch(events)
+        assert refusing.webhook_ids[0] == refusing.webhook_ids[1], "same events, same webhook-id"
