@@ -169,18 +169,15 @@ def _without_port(hop: str) -> str:
     fails to parse: a malformed chain is not trusted."""
     if hop.startswith("["):
         address, bracket, rest = hop[1:].partition("]")
-        return address if bracket and _is_port_suffix(rest, allow_empty=True) else hop
+        return address if bracket and (not rest or (rest[0] == ":" and _is_port(rest[1:]))) else hop
     if hop.count(":") == 1:
         address, _, port = hop.partition(":")
-        return address if _is_port_suffix(":" + port, allow_empty=False) else hop
+        return address if _is_port(port) else hop
     return hop
 
 
-def _is_port_suffix(text: str, *, allow_empty: bool) -> bool:
-    if not text:
-        return allow_empty
-    port = text[1:]
-    return text[0] == ":" and port.isascii() and port.isdigit() and int(port) <= 65535
+def _is_port(text: str) -> bool:
+    return text.isascii() and text.isdigit() and int(text) <= 65535
 
 
 def address_allowed(address: str | None, allow: Sequence[IPNetwork]) -> bool:

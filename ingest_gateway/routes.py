@@ -132,10 +132,7 @@ class HookHandler:
             # Each of several lines for the forwarding chain; the first line of the others (one, in practice).
             value = limits.joined(request, name) if name == "x-forwarded-for" else given.get(name)
             if value is not None:
-                # isascii first: the call is only paid for the rare value that needs it.
-                headers[name] = value[:MAX_KEPT_HEADER] if value.isascii() else lossless_text(value[:MAX_KEPT_HEADER])
-        content_type = given.get("Content-Type", "")
-        query = raw_query(request)
+                headers[name] = lossless_text(value[:MAX_KEPT_HEADER])
         options = {"timezone": source.timezone} if source.timezone != "UTC" else {}
         return Envelope(
             source_id=source.id,
@@ -143,11 +140,11 @@ class HookHandler:
             request_id=new_request_id(),
             received_at=utc_now(),
             method=request.method,
-            content_type=content_type if content_type.isascii() else lossless_text(content_type),
+            content_type=lossless_text(given.get("Content-Type", "")),
             body=body,
             headers=headers,
             remote_addr=address,
-            query=query if query.isascii() else lossless_text(query),
+            query=lossless_text(raw_query(request)),
             options=options,
         )
 
