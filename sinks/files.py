@@ -266,7 +266,7 @@ class FilesSink(Sink):
             if force or f.size >= self.files.roll_bytes or now - f.opened_at >= self.files.roll_seconds
         ]
         for key, open_file in due:
-            await self._complete(open_file)
+            await self._complete(key, open_file)
             del self._open[key]
 
     def _lose(self, key: tuple[str, int], open_file: _OpenFile, exc: OSError) -> None:
@@ -276,14 +276,14 @@ class FilesSink(Sink):
         self._open.pop(key, None)
         raise SinkStateLost(f"{open_file.tmp_path}: {exc!r}") from exc
 
-    async def _complete(self, open_file: _OpenFile) -> None:
+    async def _complete(self, key: tuple[str, int], open_file: _OpenFile) -> None:
         name = file_name(open_file.partition, open_file.first, open_file.last, self.files.format)
         if not open_file.handle.closed:
             try:
                 await asyncio.to_thread(self._seal, open_file)
             except OSError as exc:
-                # fsync's failure in particular: the kernel may have dropped the pages, a retry could pass.
-                key = next(k for k, f in self._open.items() if f is open_file)
+                # Not retried: after a failed fsync the kernel may have dropped the pages, and a second
+                # fsync could pass without them.
                 self._lose(key, open_file, exc)
         try:
             await asyncio.to_thread(self._complete_blocking, open_file, name)

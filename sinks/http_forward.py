@@ -48,7 +48,7 @@ log = logging.getLogger("espwire.sink.http_forward")
 # Answers that mean "not now": timeouts and rate limits, and a receiver whose credentials or URL are wrong
 # (fixed on its side, the same request goes through). Any other 4xx means it refuses this content.
 RETRYABLE_STATUS = frozenset({401, 403, 404, 408, 425, 429})
-TOO_LARGE = 413
+TOO_LARGE = "http_413"
 # Requests a destination accepted in a batch the runner is retrying: at most this many remembered.
 _ACCEPTED_KEPT = 10_000
 
@@ -146,7 +146,6 @@ class _Attempt:
     retryable: bool
     reason: str
     retry_after: float | None = None
-    status: int | None = None
 
 
 class _Unavailable(Exception):
@@ -222,16 +221,16 @@ class HttpForwardSink(Sink):
         while pending:
             start, chunk = pending.pop(0)
             result = await self._deliver(destination, chunk)
-            if result == "too_large" and len(chunk) > 1:
+            if result == TOO_LARGE and len(chunk) > 1:
                 half = len(chunk) // 2
                 pending[:0] = [(start, chunk[:half]), (start + half, chunk[half:])]
             elif result is not None:
-                failures.append((start, chunk, "http_413" if result == "too_large" else result))
+                failures.append((start, chunk, result))
         return failures
 
     async def _deliver(self, destination: Destination, events: list[Event]) -> str | None:
         """None once the destination accepted the request (now or in an earlier try of this batch), else why it
-        refused the content ("too_large" for a 413); raises _Unavailable past the retry budget."""
+        refused the content (``http_<status>``); raises _Unavailable past the retry budget."""
         msg_id = webhook_id(events)
         accepted = self._accepted[destination.name]
         if msg_id in accepted:
@@ -255,7 +254,7 @@ class HttpForwardSink(Sink):
                 accepted.add(msg_id)
                 return None
             if not result.retryable:
-                return "too_large" if result.status == TOO_LARGE else result.reason
+                return result.reason
             breaker.failure()
             reason = result.reason
             delay = min(destination.backoff_max_seconds, destination.backoff_initial_seconds * 2**attempt)
@@ -296,6 +295,6 @@ class HttpForwardSink(Sink):
                     return _Attempt(True, False, "ok")
                 retryable = status >= 500 or status in RETRYABLE_STATUS or 300 <= status < 400
                 retry_after = retry_after_seconds(response.headers.get("Retry-After"))
-                return _Attempt(False, retryable, f"http_{status}", retry_after, status)
+                return _Attempt(False, retryable, f"http_{status}", retry_after)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             return _Attempt(False, True, f"unreachable: {type(exc).__name__}")
