@@ -89,10 +89,15 @@ class Authenticator:
 
 
 def challenge(source: SourceConfig) -> str | None:
-    """The WWW-Authenticate value for a 401, when the source accepts Basic."""
+    """The WWW-Authenticate value for a 401: a challenge per standard scheme the source accepts (RFC 7617
+    Basic, RFC 6750 Bearer). A secret in a header of the source's own has no scheme to name: then None."""
+    realm = f'realm="espwire {source.id}"'
+    challenges = []
     if any(isinstance(rule, BasicAuth) for rule in source.auth):
-        return f'Basic realm="espwire {source.id}", charset="UTF-8"'
-    return None
+        challenges.append(f'Basic {realm}, charset="UTF-8"')
+    if any(isinstance(rule, BearerAuth) for rule in source.auth):
+        challenges.append(f"Bearer {realm}")
+    return ", ".join(challenges) or None
 
 
 def credential_header_names(source: SourceConfig) -> frozenset[str]:

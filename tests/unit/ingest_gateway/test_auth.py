@@ -51,9 +51,11 @@ def test_rules(rules: tuple[dict[str, str], ...], headers: dict[str, str], allow
     assert Authenticator(_source(*rules))(_headers(**headers)) is allowed
 
 
-def test_challenge_only_for_basic() -> None:
+def test_challenge_names_each_standard_scheme_the_source_accepts() -> None:
     assert challenge(_source(BASIC)) == 'Basic realm="espwire s", charset="UTF-8"'
-    assert challenge(_source(HEADER, BEARER)) is None
+    assert challenge(_source(HEADER, BEARER)) == 'Bearer realm="espwire s"'
+    assert challenge(_source(BEARER, BASIC)) == 'Basic realm="espwire s", charset="UTF-8", Bearer realm="espwire s"'
+    assert challenge(_source(HEADER)) is None  # a header of the source's own names no scheme
 
 
 def test_credential_headers_are_never_kept() -> None:
