@@ -2,7 +2,9 @@
 
 Rules, first match wins: a scanner or automation user agent; a scanner's network (configured AS
 numbers, or AS organisations of mail-security vendors from ``data.geo``, so geoip runs first); a click
-within ``bot_click_seconds_after_delivery`` of the message's delivery; two or more distinct links of
+within ``bot_click_seconds_after_delivery`` of the message's delivery, before it as well as after it (a
+mail gateway scans the links while it accepts the message, so its clicks may be stamped a few seconds
+before the delivery that its acceptance completes); two or more distinct links of
 one message clicked within the same second. Timing state (delivery times, clicks per second) lives in
 the dedupe store backend, one ``note_message_events`` round trip per batch; deliveries record their time.
 Guarantees: every click gets ``data.click``; when the store fails, the agent and network rules still
@@ -105,7 +107,7 @@ class BotClickEnricher:
             note_error(event, self.name, f"timing rules skipped: {why}")
 
     def _timing_rule(self, moment: float, state: MessageState) -> str | None:
-        if state.delivered_at is not None and 0 <= moment - state.delivered_at <= self._after_delivery:
+        if state.delivered_at is not None and abs(moment - state.delivered_at) <= self._after_delivery:
             return "click_soon_after_delivery"
         if state.links_in_same_second >= 2:
             return "links_clicked_same_second"

@@ -82,6 +82,7 @@ _SPARKPOST: dict[str, str] = {
     "23": "message_too_large",
     "24": "timeout",
     "25": "admin",
+    "26": "admin",  # Smart Send suppression: SparkPost itself held the message back
     "50": "policy_block",
     "51": "spam_block",
     "52": "spam_content",
@@ -115,21 +116,27 @@ _STRONG = _patterns(
     (r"dmarc|\bspf\b|\bdkim\b|unauthenticated|not authenticated|authentication (?:fail|requir|check)", "auth_failure"),
     (
         r"rate limit|too many (?:messages|connections|recipients|concurrent)|throttl|unusual rate|unexpected volume|"
-        r"exceeded the rate|sending rate|receiving mail (?:too quickly|at a rate)",
+        r"exceeded the rate|sending rate|receiving mail (?:too quickly|at a rate)|sending (?:quota|limit)|"
+        r"daily (?:user )?(?:sending )?(?:quota|limit)|\b4\d\d rp-00\d\b|too much mail",
         "rate_limited",
     ),
     (
         r"spamhaus|spamcop|sorbs|barracudacentral|block ?list|black ?list|\brbl\b|dnsbl|reputation|"
         r"listed (?:at|on|in|by)|banned sending ip|traffic not accepted|"
-        r"\[tss?\d\d\]|permanently deferred|retrying will not succeed",
+        r"\[tss?\d\d\]|permanently deferred|retrying will not succeed|ipcheck\.proofpoint|csi\.cloudmark",
         "spam_block",
     ),
-    (r"virus|malware|security issue|prohibited attachment|attachment.*(?:not allowed|blocked)", "content_rejected"),
+    (
+        r"virus|malware|phish|security issue|prohibited attachment|attachment.*(?:not allowed|blocked)",
+        "content_rejected",
+    ),
+    # The sender's address refused (Postfix, Exim): says nothing of the recipient's, even with "domain not found".
+    (r"sender address rejected|sender verify failed|sender verification failed", "policy_block"),
     # Gmail's wording for a mailbox over quota and abandoned for good (OverQuotaPerm), before "over quota".
     (r"overquotaperm|(?:over quota|out of storage space) and inactive", "mailbox_disabled"),
     (
-        r"over ?quota|quota ?exceeded|mailbox (?:is )?full|mailbox size limit|exceeded storage|insufficient storage|"
-        r"out of storage|storage allocation|full mailbox",
+        r"over ?quota|quota ?(?:usage )?exceeded|mailbox (?:is )?full|mailbox size limit|exceeded storage|"
+        r"insufficient storage|out of storage|storage allocation|full mailbox",
         "mailbox_full",
     ),
     (
@@ -145,15 +152,15 @@ _STRONG = _patterns(
     (
         r"host not found|domain not found|no such domain|nonexistentdomain|non-existent domain|name service error|"
         r"unrouteable domain|no mx|mx lookup|recipient domain|null mx|dns error|domain does not accept mail|"
-        r"dns (?:query|lookup|resolution) failed|dns failure",
+        r"dns (?:query|lookup|resolution) fail|dns failure",
         "dns_failure",
     ),
-    (r"timed? ?out|expired|delivery time", "timeout"),
+    (r"timed? ?out|expired|delivery time|failing for a long time", "timeout"),
     (
         r"connection (?:refused|reset|dropped|closed|lost)|connect to .* failed|network is unreachable",
         "connection_failure",
     ),
-    (r"ptr record|reverse (?:dns|hostname)|rdns", "policy_block"),
+    (r"ptr record|reverse (?:dns|hostname)|rdns|\b5\d\d (?:sc|dy|ou)-00\d\b", "policy_block"),
     (
         r"is disabled|account (?:has been )?(?:disabled|deactivated|suspended|closed|locked)|"
         r"mailbox (?:is )?(?:disabled|inactive)|inactive (?:account|user|mailbox)|no longer (?:active|in use)",
@@ -191,6 +198,12 @@ _ENHANCED: dict[str, str] = {
     "4.6": "routing_failure",
     "4.7": "timeout",
     "4.14": "routing_failure",
+    "6.0": "content_rejected",
+    "6.1": "content_rejected",
+    "6.2": "content_rejected",
+    "6.3": "content_rejected",
+    "6.4": "content_rejected",
+    "6.5": "content_rejected",
     "7.8": "auth_failure",
     "7.20": "auth_failure",
     "7.21": "auth_failure",
@@ -206,7 +219,8 @@ _ENHANCED: dict[str, str] = {
 _WEAK = _patterns(
     (
         r"user unknown|unknown user|no such (?:user|mailbox|recipient|address|person)|does ?n[o']t exist|not exist|"
-        r"invalid (?:recipient|mailbox|address)|mailbox (?:not found|unavailable)|address rejected|unrouteable address|"
+        r"invalid (?:recipient|mailbox|address)|mailbox (?:is )?(?:not found|unavailable)|address rejected|"
+        r"unrouteable address|"
         r"user not found|undeliverable address|bad destination mailbox|not a valid|doesn't have an? .* account|"
         r"no mailbox|unknown recipient|recipient rejected|not our customer",
         "mailbox_unknown",
@@ -214,7 +228,10 @@ _WEAK = _patterns(
     (r"spam|junk|unsolicited|bulk mail", "spam_content"),
     (r"content|message rejected", "content_rejected"),
     (r"temporar|deferred|later", "transient_failure"),
-    (r"policy|denied|blocked|not allowed|prohibited|refused|rejected|not accepted", "policy_block"),
+    (
+        r"policy|denied|blocked|not allowed|prohibit|refused|rejected|not accepted|deny ?list|service unavailable",
+        "policy_block",
+    ),
 )
 
 # Whole enhanced classes, when nothing narrower applied.
@@ -247,8 +264,10 @@ _BASIC: dict[str, str] = {
     "556": "dns_failure",
 }
 
-_SMTP_STATUS = re.compile(r"(?:^|said:\s*|smtp;\s*|\s)([245]\d\d)(?=[\s\-#]|$)")
-_ENHANCED_STATUS = re.compile(r"(?<![\d.])#?([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
+# A reply code starts the text, a line, or a quoted reply (Exchange's "Remote Server returned '550 ...'").
+_SMTP_STATUS = re.compile(r"(?:^|said:\s*|smtp;\s*|[\s'\"])([245]\d\d)(?=[\s\-#]|$)")
+# Not part of a longer dotted number (Yahoo's "4.16.55.1"); a sentence's full stop may follow.
+_ENHANCED_STATUS = re.compile(r"(?<![\d.])#?([245])\.(\d{1,3})\.(\d{1,3})(?!\d|\.\d)")
 
 
 def parse_codes(text: str) -> tuple[str | None, str | None]:

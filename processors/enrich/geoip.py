@@ -3,10 +3,11 @@
 Sources: MaxMind-format .mmdb files when configured (``geoip_city_db``, ``geoip_asn_db``: GeoLite2/GeoIP2
 City and ASN, or DB-IP's lite files in the same format); otherwise the country + AS-name database that
 ships inside the ``geoip2fast`` package (no download at run time; no region, city or AS number).
-Guarantees: private, loopback, link-local and reserved addresses are skipped (no ``geo``), unless
-``lookup_reserved`` asks the configured files about them too (a database of one's own networks); a lookup
-never blocks the loop for more than one batch's lookups (databases are opened in a worker thread);
-results are cached per address.
+An address may come with a port or in brackets (``203.0.113.7:443``, ``[2001:db8::1]:443``): the
+address alone is looked up. Guarantees: private, loopback, link-local and reserved addresses are skipped
+(no ``geo``), unless ``lookup_reserved`` asks the configured files about them too (a database of one's
+own networks); a lookup never blocks the loop for more than one batch's lookups (databases are opened in
+a worker thread); results are cached per address.
 """
 
 from __future__ import annotations
@@ -63,6 +64,18 @@ def _global_v4(ip: str) -> bool | None:
     value = (a << 24) | (b << 16) | (c << 8) | d
     index = bisect_right(_RANGE_STARTS, value) - 1
     return not (index >= 0 and value <= _NON_GLOBAL_V4[index][1])
+
+
+def bare_address(ip: str) -> str:
+    """The address without blanks, brackets or port: ``[2001:db8::1]:443`` -> ``2001:db8::1``,
+    ``203.0.113.7:443`` -> ``203.0.113.7``; anything else as given (bare IPv6 has two colons or more)."""
+    ip = ip.strip()
+    if ip.startswith("["):
+        end = ip.find("]")
+        return ip[1:end] if end > 0 else ip
+    if ip.count(":") == 1:
+        return ip.partition(":")[0]
+    return ip
 
 
 class GeoLookup(Protocol):
@@ -167,7 +180,7 @@ class GeoIpEnricher:
         return BundledLookup()
 
     def _locate(self, lookup: GeoLookup, ip: str) -> Geo:
-        ip = ip.strip()
+        ip = bare_address(ip)
         is_global = _global_v4(ip)
         if is_global is None:
             try:

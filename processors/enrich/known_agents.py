@@ -14,7 +14,6 @@ IMAGE_PROXIES: tuple[tuple[str, str], ...] = (
     ("googleimageproxy", "google_image_proxy"),
     ("ggpht.com", "google_image_proxy"),
     ("yahoomailproxy", "yahoo_mail_proxy"),
-    ("yahoo! slurp", "yahoo_mail_proxy"),
     ("ymailproxy", "yahoo_mail_proxy"),
     ("front/", "front_app_proxy"),
     ("superhuman", "superhuman_prefetch"),
@@ -28,6 +27,7 @@ SCANNERS: tuple[tuple[str, str], ...] = (
     ("urldefense", "proofpoint"),
     ("safelinks", "microsoft_safelinks"),
     ("microsoft office protocol discovery", "microsoft_office_discovery"),
+    ("microsoft office existence discovery", "microsoft_office_discovery"),
     ("ms-office; msoffice", "microsoft_office_prefetch"),
     ("bingpreview", "microsoft_bing_preview"),
     ("symantec", "symantec"),
@@ -57,6 +57,7 @@ SCANNERS: tuple[tuple[str, str], ...] = (
     ("wget/", "http_library"),
     ("googlebot", "crawler"),
     ("bingbot", "crawler"),
+    ("yahoo! slurp", "crawler"),  # Yahoo Search's crawler, not Yahoo Mail's image proxy
     ("facebookexternalhit", "link_preview"),
     ("slackbot", "link_preview"),
     ("twitterbot", "link_preview"),
@@ -75,7 +76,9 @@ SCANNER_NETWORKS: tuple[tuple[str, str], ...] = (
     ("mimecast", "mimecast"),
     ("barracuda", "barracuda"),
     ("trend micro", "trend_micro"),
+    ("trendmicro", "trend_micro"),  # registries' spelling: AS2-TRENDMICRO-COM
     ("symantec", "symantec"),
+    ("ironport", "cisco_ironport"),  # Cisco Secure Email: IRONPORT-SYSTEMS-INC
     ("microsoft-corp", "microsoft"),  # Defender for Office 365 Safe Links detonates links from Azure
 )
 

@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 from processors.enrich.base import Event, per_event_failure
+from processors.enrich.geoip import bare_address
 from processors.enrich.known_agents import IMAGE_PROXIES, is_bare_mozilla, match_table, scanner_agent
 
 # Apple's own address blocks. MPP fetches images from Apple's network: Apple documents its egress list
@@ -25,7 +26,7 @@ APPLE_NETWORKS = tuple(
 
 
 def in_apple_network(ip: str) -> bool:
-    ip = ip.strip()
+    ip = bare_address(ip)  # "17.58.101.7:443", "[2620:149::1]"
     if ip.count(".") == 3 and ":" not in ip:
         # Dotted IPv4 (the common case): Apple's one IPv4 block is 17/8, a prefix test saves the parse.
         return ip.startswith("17.")

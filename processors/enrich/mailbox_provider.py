@@ -3,19 +3,34 @@
 Sources: the table in ``mailbox_domains.toml`` (consumer domains, shipped with the package) and the
 config's ``workspace_domains`` (corporate domains on ``microsoft365`` / ``google_workspace``), which win.
 Guarantees: no DNS and no I/O per event; a sub-domain matches its parent's entry (``mail.acme.com`` is
-``acme.com``); an unknown domain leaves the field out rather than guessing.
+``acme.com``); domains compare case-blind, without a trailing dot or surrounding blanks, and an
+internationalised domain in Unicode matches its ASCII (punycode) form either way round; an unknown domain
+leaves the field out rather than guessing.
 """
 
 from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
+from contextlib import suppress
 from functools import lru_cache
 from importlib import resources
 
 from processors.enrich.base import Event
 
 TABLE_FILE = "mailbox_domains.toml"
+
+
+def normalise_domain(domain: str) -> str:
+    """The form domains are compared in: lower case, no blanks or trailing dot, IDNs as ASCII (``xn--``)."""
+    domain = domain.strip().strip("<>").strip().lower()
+    if not domain.isascii():
+        # Unicode full stops (IDNA's separators) become dots; each label its punycode form.
+        for dot in ("\u3002", "\uff0e", "\uff61"):
+            domain = domain.replace(dot, ".")
+        with suppress(UnicodeError):  # not a valid IDN: left as is, which no table entry matches
+            domain = domain.rstrip(".").encode("idna").decode("ascii")
+    return domain.rstrip(".")
 
 
 @lru_cache(maxsize=1)
@@ -26,7 +41,7 @@ def bundled_domains() -> dict[str, str]:
     domains: dict[str, str] = {}
     for provider, names in table.items():
         for name in names:
-            domains[name.lower()] = provider
+            domains[normalise_domain(name)] = provider
     return domains
 
 
@@ -36,7 +51,7 @@ class MailboxProviderEnricher:
     def __init__(self, workspace_domains: Mapping[str, str] | None = None) -> None:
         self._domains = dict(bundled_domains())
         for domain, provider in (workspace_domains or {}).items():
-            self._domains[domain.strip().lower().lstrip("@")] = provider
+            self._domains[normalise_domain(domain.strip().lstrip("@"))] = provider
         self._by_domain: dict[str, str | None] = {}  # memo including misses and parent-domain matches
 
     def provider_of(self, domain: str) -> str | None:
@@ -44,7 +59,7 @@ class MailboxProviderEnricher:
         if known is not None or domain in self._by_domain:
             return known
         found: str | None = None
-        candidate = domain.lower().rstrip(".")
+        candidate = normalise_domain(domain)
         while candidate:
             found = self._domains.get(candidate)
             if found is not None:

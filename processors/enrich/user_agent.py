@@ -33,7 +33,6 @@ _MAIL_CLIENTS: tuple[tuple[str, str], ...] = (
     ("samsungemail", "Samsung Email"),
     ("yahoomobilemail", "Yahoo Mail"),
     ("yahoomailproxy", "Yahoo Mail"),
-    ("gsa/", "Gmail"),
     ("googleimageproxy", "Gmail"),
     ("ggpht.com", "Gmail"),
     ("em client", "eM Client"),
@@ -67,8 +66,15 @@ def describe(user_agent: str) -> AgentInfo:
         email_client = "Outlook"
     if email_client is None and browser == "Apple Mail":
         email_client = "Apple Mail"
-    if email_client is None and "applewebkit" in lowered and "safari" not in lowered and "mobile/" in lowered:
-        # An iOS web view without a Safari token: Apple Mail (or another app's in-app view).
+    if (
+        email_client is None
+        and "applewebkit" in lowered
+        and "safari" not in lowered
+        and lowered.rstrip().rpartition(" ")[2].startswith("mobile/")
+    ):
+        # An iOS web view that ends at its "Mobile/15E148" build token, as Apple Mail's does (or a web view
+        # of an app that adds nothing). Apps that append their own name (Facebook's [FBAN/...], Instagram,
+        # LinkedInApp, the Google app's GSA/) are those apps' in-app browsers, not a mail client.
         email_client = "Apple Mail"
     if email_client is None and "macintosh" in lowered and "applewebkit" in lowered and "safari" not in lowered:
         email_client = "Apple Mail"

@@ -55,6 +55,30 @@ async def test_scanner_agent_and_network() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("agent", "as_org", "reason"),
+    [
+        # Office's link-existence probe, beside its protocol-discovery one.
+        ("Microsoft Office Existence Discovery", None, "scanner:microsoft_office_discovery"),
+        (
+            "Mozilla/5.0 (compatible; Yahoo! Slurp; http://help.yahoo.com/help/us/ysearch/slurp)",
+            None,
+            "scanner:crawler",
+        ),
+        # AS names as the registries (and the bundled database) spell them.
+        (HUMAN_UA, "AS2-TRENDMICRO-COM", "scanner_network:trend_micro"),
+        (HUMAN_UA, "Trend Micro Incorporated", "scanner_network:trend_micro"),
+        (HUMAN_UA, "IRONPORT-SYSTEMS-INC", "scanner_network:cisco_ironport"),
+    ],
+)
+async def test_real_scanner_agents_and_networks(agent: str, as_org: str | None, reason: str) -> None:
+    event = click(1, "2026-11-20T08:00:00Z", "https://x.example/a", user_agent=agent)
+    if as_org is not None:
+        event["data"]["geo"] = {"asn": None, "as_org": as_org}
+    await BotClickEnricher(None).enrich_batch([event])
+    assert event["data"]["click"] == {"bot": True, "reason": reason}
+
+
 async def test_click_right_after_delivery_is_a_bot_one_later_is_not() -> None:
     store = MemoryDedupeStore()
     enricher = BotClickEnricher(store, seconds_after_delivery=10)
@@ -64,6 +88,21 @@ async def test_click_right_after_delivery_is_a_bot_one_later_is_not() -> None:
     await enricher.enrich_batch([fast, slow])
     assert fast["data"]["click"] == {"bot": True, "reason": "click_soon_after_delivery"}
     assert slow["data"]["click"] == {"bot": False, "reason": None}
+    await store.close()
+
+
+async def test_a_gateway_scan_stamped_before_the_delivery_is_a_bot() -> None:
+    """A gateway (Mimecast, Proofpoint, Defender) clicks while it accepts the message: the click is stamped
+    before the provider's delivery event, which the gateway's acceptance completes."""
+    store = MemoryDedupeStore()
+    enricher = BotClickEnricher(store, seconds_after_delivery=10)
+    scan = click(1, "2026-11-20T07:59:57Z", "https://x.example/a")
+    await enricher.enrich_batch([scan, delivery(2, "2026-11-20T08:00:00Z")])
+    assert scan["data"]["click"] == {"bot": True, "reason": "click_soon_after_delivery"}
+    # Long before a delivery stamped late (a delivery time taken from a late import): no verdict from timing.
+    early = click(3, "2026-11-20T07:00:00Z", "https://x.example/b", message_id="m2")
+    await enricher.enrich_batch([early, delivery(4, "2026-11-20T08:00:00Z", "m2")])
+    assert early["data"]["click"] == {"bot": False, "reason": None}
     await store.close()
 
 

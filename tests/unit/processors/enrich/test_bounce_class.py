@@ -75,6 +75,11 @@ async def test_sparkpost_class_wins_over_text() -> None:
         "sparkpost", {"severity": "undetermined", "class_code": "1", "reason": "552 5.2.2 over quota"}
     )
     assert (generic["category"], best_severity(generic)) == ("mailbox_full", "soft")
+    # Smart Send suppression (26) is SparkPost's own hold, whatever the 554 beside it says.
+    held = await _enrich(
+        "sparkpost", {"severity": "admin", "class_code": "26", "reason": "554 5.7.1 recipient suppressed"}
+    )
+    assert (held["category"], best_severity(held)) == ("admin", "admin")
 
 
 async def test_falconide_reason_id_and_pure360_trigger() -> None:

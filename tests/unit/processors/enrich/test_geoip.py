@@ -61,6 +61,18 @@ async def test_maxmind_files_give_country_region_city_and_as(mmdb_files: tuple[P
         assert "enrichment_errors" not in skipped["data"]
 
 
+async def test_addresses_with_a_port_or_brackets(mmdb_files: tuple[Path, Path]) -> None:
+    enricher = GeoIpEnricher(*mmdb_files)
+    ips = ["81.2.69.142:443", "[81.2.69.142]", "[2001:480::1]:8080", " [2001:480::1] ", "10.0.0.7:443", "[::1]:80"]
+    events = [make_event(n=n, client={"ip": ip}) for n, ip in enumerate(ips)]
+    try:
+        await enricher.enrich_batch(events)
+    finally:
+        enricher.close()
+    assert [(e["data"].get("geo") or {}).get("country") for e in events] == ["GB", "GB", "US", "US", None, None]
+    assert all("enrichment_errors" not in e["data"] for e in events)
+
+
 async def test_asn_file_alone(mmdb_files: tuple[Path, Path]) -> None:
     enricher = GeoIpEnricher(None, mmdb_files[1])
     event = make_event(client={"ip": "81.2.70.1"})

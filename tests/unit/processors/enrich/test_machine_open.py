@@ -40,6 +40,16 @@ OUTLOOK_DESKTOP = (
         # Outlook for Windows loading images is a person; Office's link probe, with the same tokens, is not.
         (OUTLOOK_DESKTOP, "81.2.69.142", False, None),
         ("Mozilla/4.0 (compatible; ms-office; MSOffice 16)", "81.2.69.142", True, "scanner:microsoft_office_prefetch"),
+        # Apple's addresses with a port or in brackets, as some providers pass them on.
+        (HUMAN_UA, "17.58.101.7:443", True, "apple_mpp"),
+        (HUMAN_UA, "[2620:149:a44::1]:443", True, "apple_mpp"),
+        # Yahoo! Slurp is Yahoo Search's crawler, not Yahoo Mail's image proxy.
+        (
+            "Mozilla/5.0 (compatible; Yahoo! Slurp; http://help.yahoo.com/help/us/ysearch/slurp)",
+            "74.6.168.1",
+            True,
+            "scanner:crawler",
+        ),
     ],
 )
 async def test_open_classification(agent: str | None, ip: str | None, machine: bool, reason: str | None) -> None:
@@ -59,5 +69,8 @@ async def test_only_opens_get_an_open_section_and_every_open_gets_one() -> None:
 def test_apple_networks() -> None:
     assert in_apple_network("17.0.0.1")
     assert in_apple_network("::ffff:17.1.2.3")
+    assert in_apple_network("17.1.2.3:8080")
+    assert in_apple_network("[2a01:b740::1]")
+    assert not in_apple_network("18.0.0.1:17")
     assert not in_apple_network("18.0.0.1")
     assert not in_apple_network("garbage")

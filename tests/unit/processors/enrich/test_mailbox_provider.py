@@ -63,7 +63,30 @@ def test_the_table_has_no_domain_twice() -> None:
         ("yahoo.ro", "yahoo"),
         ("yahoo.co.th", "yahoo"),
         ("netscape.net", "yahoo"),
+        ("yandex.com.tr", "yandex"),
+        ("gmx.es", "gmx"),
+        ("gmx.co.uk", "gmx"),
     ],
 )
 def test_country_domains_of_the_big_providers(domain: str, provider: str) -> None:
     assert MailboxProviderEnricher().provider_of(domain) == provider
+
+
+@pytest.mark.parametrize(
+    ("email", "provider"),
+    [
+        ("a@gmail.com ", "gmail"),  # blanks and brackets an address sometimes keeps
+        ("<a@gmail.com>", "gmail"),
+        ("a@ICLOUD.COM.", "apple"),
+        ("a@xn--bcher-kva.de", "microsoft365"),  # configured in Unicode, received as punycode
+        ("a@BÜCHER.de", "microsoft365"),
+        ("a@почта.рф", "google_workspace"),  # configured as punycode, received in Unicode
+        ("a@mail.почта.рф", "google_workspace"),
+        ("a@bücher。de", "microsoft365"),  # an ideographic full stop separates labels too (IDNA)
+    ],
+)
+async def test_domains_compare_in_one_form(email: str, provider: str) -> None:
+    enricher = MailboxProviderEnricher({"Bücher.de": "microsoft365", "xn--80a1acny.xn--p1ai": "google_workspace"})
+    event = make_event(recipient={"email": email})
+    await enricher.enrich_batch([event])
+    assert event["data"].get("mailbox_provider") == provider

@@ -82,6 +82,35 @@ CHROME_WIN = (
             None,
         ),
         ("Mozilla/5.0", None, None, None, None),
+        # The Google app's browser on iOS (GSA: Google Search App) is not Gmail.
+        (
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_2 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+            "GSA/300.0.598994205 Mobile/15E148 Safari/604.1",
+            "mobile",
+            "iOS",
+            "Google",
+            None,
+        ),
+        # In-app browsers: an iOS web view that names its app after "Mobile/..." is not Apple Mail.
+        (
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 16_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+            "Mobile/15E148 [FBAN/FBIOS;FBDV/iPhone14,5;FBMD/iPhone;FBSN/iOS;FBSV/16.6;FBSS/3;FBID/phone;"
+            "FBLC/en_US;FBOP/5]",
+            "mobile",
+            "iOS",
+            "Facebook",
+            None,
+        ),
+        (
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+            "Mobile/15E148 LinkedInApp/9.29.6",
+            "mobile",
+            "iOS",
+            "Mobile Safari UI/WKWebView",
+            None,
+        ),
+        # Office's link-existence probe (Word, Excel, Teams following a link before opening it).
+        ("Microsoft Office Existence Discovery", "bot", None, None, None),
     ],
 )
 def test_describe(agent: str, device: str | None, os: str | None, browser: str | None, client: str | None) -> None:
