@@ -14,7 +14,7 @@ apply and the event carries a note in ``data.enrichment_errors``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from processors.dedupe.backoff import StoreBackoff
@@ -57,7 +57,9 @@ def event_epoch(event: Event) -> float | None:
     if len(_EPOCHS) >= _EPOCHS_KEPT:
         _EPOCHS.clear()
     try:
-        epoch = datetime.fromisoformat(moment).timestamp()
+        parsed = datetime.fromisoformat(moment)
+        # A time without an offset is UTC, as everywhere in the pipeline, not the host's local time.
+        epoch = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
     except ValueError:
         epoch = None
     _EPOCHS[moment] = epoch

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -136,13 +137,27 @@ async def test_store_failure_keeps_the_static_verdict_and_notes_it() -> None:
     assert "enrichment_errors" not in events[1]["data"]
 
 
-def test_event_times_are_read_as_fromisoformat_reads_them_also_when_remembered() -> None:
-    texts = ["2026-11-20T08:00:07Z", "2026-11-20T08:00:07.250+01:00", "2026-11-20T08:00:07", "not a time"]
-    for _ in range(2):  # the second time from the memo
-        for text in texts:
-            event = delivery(1, text)
-            expected = datetime.fromisoformat(text).timestamp() if text[:1] == "2" else None
-            assert event_epoch(event) == expected
+def test_event_times_are_read_as_utc_also_when_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
+    at_eight = datetime(2026, 11, 20, 8, 0, 7, tzinfo=UTC).timestamp()
+    expected = {
+        "2026-11-20T08:00:07Z": at_eight,
+        "2026-11-20T09:00:07.250+01:00": at_eight + 0.25,
+        "2026-11-20T08:00:07": at_eight,  # no offset: UTC, as everywhere in the pipeline, not the host's zone
+        "not a time": None,
+    }
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        bot_click._EPOCHS.clear()
+        for _ in range(2):  # the second time from the memo
+            for text, epoch in expected.items():
+                assert event_epoch(delivery(1, text)) == epoch
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+
+def test_remembered_event_times_are_bounded() -> None:
     bot_click._EPOCHS.clear()
     for n in range(bot_click._EPOCHS_KEPT + 5):  # bounded
         assert event_epoch(delivery(1, f"2026-11-20T08:00:00.{n:06d}Z")) is not None
