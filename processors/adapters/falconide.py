@@ -11,17 +11,22 @@ Body shapes, decided by content rather than the Content-Type label (PHP senders 
   a single object, or the guide's bracket-less ``{...},{...},`` with any commas and whitespace between the
   objects, none included (``parse_json_lenient``); ``[]`` is the verification POST (no events); an object
   with one key, not a parameter's name, whose value is an array of objects (``{"data": [...]}``, also
-  ``{"data": []}``) is that batch, as the form of one such field is;
+  ``{"data": []}``) is that batch, as the form of one such field is, and one whose value is an object with
+  a parameter's name (``{"data": {"EVENT": ...}}``) that single event;
 - anything else is a form: the fields of one event when a field has the name of one of the guide's
   parameters (EVENT, TRANSID, EMAIL, TIMESTAMP, RESPONSE, X-APIHEADER, ...; any case), else exactly one
   field (any name) whose value is that JSON, URL-encoded or raw
-  (``data=[{...}]``, read as it is); otherwise ``unrecognised_body``. A form of one field named like a
+  (``data=[{...}]``, read as it is, first or last: ``X-APIHEADER=ACC1&data=[{...}]``); otherwise
+  ``unrecognised_body``. A form of one field named like a
   parameter (``event=[{...}]``) whose value reads as JSON objects is that batch too, except X-APIHEADER
   (a sender's string, JSON-looking or not). A form with parameters but no EVENT beside one field of event
   objects (``data=[{...}]&X-APIHEADER=ACC1``) is that batch, each event taking the parameters it lacks.
   Unencoded whitespace around a form (a trailing newline) is
-  no part of its last value. A multipart/form-data body (what a PHP relay's ``$_POST`` also reads) is
-  taken apart the same way.
+  no part of its last value. A form whose names use PHP's array syntax is read as PHP's ``$_POST`` reads it:
+  ``TAGS[]=a&TAGS[]=b`` is one field holding a list (not a name given twice), and the batch may be the form
+  itself (``0[EVENT]=sent&1[EVENT]=opened``) or one field (``data[0][EVENT]=sent``, ``data[]=[{...}]``;
+  ``data[EVENT]=sent`` one event), its events in numeric index order. A multipart/form-data body (what a
+  PHP relay's ``$_POST`` also reads) is taken apart the same way.
 - A HEAD or GET without a body is the URL check (no events, no failure); an empty POST is ``empty_body``.
 
 Decisions where the docs leave room:
@@ -50,6 +55,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from typing import Any, ClassVar
+from urllib.parse import unquote_plus
 
 from espwire.envelope import Envelope
 from espwire.event import CanonicalEvent
@@ -66,7 +72,7 @@ from processors.adapters.fields import (
     smtp_codes,
 )
 from processors.adapters.json_body import BodyError, decode_text, parse_json_lenient
-from processors.adapters.php_form import parse_multipart_form
+from processors.adapters.php_form import parse_multipart_form, parse_php_form
 from processors.normalize import build_event
 
 _TYPES: dict[str, str] = {
@@ -82,8 +88,9 @@ _TYPES: dict[str, str] = {
     "spam": "email.complained",
 }
 _SEVERITIES = {"HARDBOUNCE": "hard", "SOFTBOUNCE": "soft", "HARD": "hard", "SOFT": "soft"}
-# A form's first field, when its value is raw (not URL-encoded) JSON.
-_RAW_JSON_FIELD = re.compile(r"([^=&]+)=\s*(?=[\[{])")
+# A form field whose value is raw (not URL-encoded) JSON: its name, at the start or after an ``&``.
+_RAW_JSON_FIELD = re.compile(r"(?:^|&)([^=&]+)=\s*(?=[\[{])")
+_RAW_JSON_TRIES = 4
 # The guide's parameters (and the fields its samples carry), as ``_field_key`` writes them: a form with any
 # of them is one event's fields, never a batch hidden in one of its values (a custom webhook may be set to
 # send only some of them).
@@ -95,6 +102,8 @@ _FLAT_FORM_KEYS = frozenset(
     }
 )  # fmt: skip
 _API_HEADER = "XAPIHEADER"
+# A form field named in PHP's array syntax (``TAGS[]``, ``data[0][EVENT]``), its bracket raw or encoded.
+_ARRAY_FIELD = re.compile(r"(?:^|&)[^=&]*(?:\[|%5B)", re.IGNORECASE)
 _TEXT_IN_RAW = frozenset({"TRANSID", _API_HEADER})
 _SEPARATORS = str.maketrans("", "", " _-.")
 _NOT_APPLICABLE = "NA"
@@ -109,7 +118,7 @@ def _field_key(name: str) -> str:
 
 class FalconideAdapter(GuardedAdapter):
     provider: ClassVar[str] = "falconide"
-    version: ClassVar[str] = "3"
+    version: ClassVar[str] = "4"
 
     def _adapt(self, envelope: Envelope) -> AdaptResult:
         if envelope.method in ("HEAD", "GET") and not envelope.body.strip():
@@ -156,9 +165,16 @@ def _wrapped_batch(value: dict[str, Any]) -> list[Any] | None:
     if len(value) != 1:
         return None
     ((name, inner),) = value.items()
-    if _field_key(name) in _FLAT_FORM_KEYS or not isinstance(inner, list):
+    if _field_key(name) in _FLAT_FORM_KEYS:
         return None
-    return inner if all(isinstance(item, dict) for item in inner) else None
+    if isinstance(inner, list):
+        return inner if all(isinstance(item, dict) for item in inner) else None
+    # {"data": {...}}: one event in the wrapper, as ``data={...}`` is one in a form field.
+    return [inner] if isinstance(inner, dict) and _names_a_parameter(inner) else None
+
+
+def _names_a_parameter(fields: dict[str, Any]) -> bool:
+    return any(_field_key(name) in _FLAT_FORM_KEYS for name in fields)
 
 
 def _from_form(text: str) -> Any:
@@ -167,19 +183,36 @@ def _from_form(text: str) -> Any:
     # with %5B or %7B, never with the bracket itself, so this never misreads a well-formed form.
     # Unencoded whitespace belongs to no field (it would be + or %20): a trailing newline is the sender's.
     text = text.strip()
-    raw_field = _RAW_JSON_FIELD.match(text)
-    if raw_field:
-        key = _field_key(raw_field.group(1).strip())
+    # Each try reads the rest of the body: a few, so that a hostile form of many ``a=[`` stays linear.
+    for raw_field, _ in zip(_RAW_JSON_FIELD.finditer(text), range(_RAW_JSON_TRIES), strict=False):
+        value = text[raw_field.end() :]
+        key = _field_key(unquote_plus(raw_field.group(1)).strip())
         try:
+            if raw_field.start() > 0:
+                # After other fields (``X-APIHEADER=ACC1&data=[{...}]``): the last field, when its value is
+                # JSON up to the end; the fields before it are read as a form, and the whole as any form is.
+                parse_json_lenient(value)
+                fields = _form_fields(text[: raw_field.start()])
+                name = unquote_plus(raw_field.group(1))
+                if name in fields:
+                    raise BodyError("duplicate_keys", f"form field {name[:64]!r} appears twice")
+                return _from_fields({**fields, name: value})
             if key not in _FLAT_FORM_KEYS:
-                return parse_json_lenient(text[raw_field.end() :])
+                return parse_json_lenient(value)
             if key != _API_HEADER:
-                return _batch_in(text[raw_field.end() :])
+                return _batch_in(value)
         except BodyError as error:
             if error.reason != "invalid_json":
                 raise
-            # not JSON up to the end (``data=[]&submit=Send``): the form reading below decides
-    return _from_fields(parse_form(text))
+            # not JSON up to the end (``data=[]&submit=Send``): a later field, or the form reading below decides
+    return _from_fields(_form_fields(text))
+
+
+def _form_fields(text: str) -> dict[str, Any]:
+    """A urlencoded form's fields. Names in PHP's array syntax (``TAGS[]=a&TAGS[]=b``, ``data[0][EVENT]=sent``)
+    are read as PHP's ``$_POST`` reads them, as a multipart form's already are (a name given twice is then no
+    longer ambiguous); any other form is flat, a name given twice refused (``duplicate_keys``)."""
+    return parse_php_form(text) if _ARRAY_FIELD.search(text) else parse_form(text)
 
 
 def _batch_in(value: str) -> list[Any] | dict[str, Any]:
@@ -212,9 +245,18 @@ def _from_fields(fields: dict[str, Any]) -> Any:
     if any(key in _FLAT_FORM_KEYS for key in keys):
         batch = _batch_beside_parameters(fields, keys)
         return fields if batch is None else batch
+    # PHP's array syntax makes the form the batch itself (``0[EVENT]=sent&1[EVENT]=opened``) or nests it in
+    # a field (``data[0][EVENT]=sent``), as a JSON value would be in one (``data=[{...}]``).
+    nested = _nested_events(fields) if all(_is_index(name) for name in fields) else None
+    if nested is not None:
+        return nested
     json_values = [value for value in fields.values() if _looks_like_json(value)]
     if len(json_values) == 1:
         return parse_json_lenient(json_values[0])
+    arrays = [value for value in fields.values() if isinstance(value, dict | list)]
+    nested = _nested_events(arrays[0]) if not json_values and len(arrays) == 1 else None
+    if nested is not None:
+        return nested
     raise BodyError("unrecognised_body", f"neither JSON nor a Falconide form ({len(fields)} form fields)")
 
 
@@ -227,12 +269,18 @@ def _batch_beside_parameters(fields: dict[str, Any], keys: list[str]) -> list[di
     if "EVENT" in keys:
         return None
     entries = list(zip(keys, fields.items(), strict=True))
-    candidates = [value for key, (_, value) in entries if key not in _FLAT_FORM_KEYS and _looks_like_json(value)]
+    others = [value for key, (_, value) in entries if key not in _FLAT_FORM_KEYS]
+    # A JSON value first (``data=[{...}]``), else an array of PHP's syntax (``data[0][EVENT]=sent``).
+    candidates = [value for value in others if _looks_like_json(value)] or [
+        value for value in others if isinstance(value, dict | list)
+    ]
     if len(candidates) != 1:
         return None
     try:
-        batch = _batch_in(candidates[0])
+        batch = _batch_in(candidates[0]) if isinstance(candidates[0], str) else _nested_events(candidates[0])
     except BodyError:
+        return None
+    if batch is None:
         return None
     items = batch if isinstance(batch, list) else [batch]
     items_keys = [{_field_key(name) for name in item} for item in items]
@@ -243,6 +291,38 @@ def _batch_beside_parameters(fields: dict[str, Any], keys: list[str]) -> list[di
         {**item, **{name: value for key, name, value in shared if key not in item_keys}}
         for item, item_keys in zip(items, items_keys, strict=True)
     ]
+
+
+def _is_index(name: str) -> bool:
+    return name.isascii() and name.isdigit()
+
+
+def _nested_events(value: Any) -> list[Any] | None:
+    """The events of a form value nested by PHP's array syntax: a list or an index-keyed array of events
+    (``data[0][EVENT]=sent``, in index order) or of JSON values (``data[]=[{...}]``), or one event's fields
+    (``data[EVENT]=sent``); None for anything else. A JSON value's own refusal (duplicate keys ...) is raised."""
+    if isinstance(value, dict):
+        if not value or not all(_is_index(name) for name in value):
+            return [value] if _names_a_parameter(value) else None
+        # Compared as (length, text): numeric order without int() on a hostile 100,000-digit index.
+        entries = [entry for _, entry in sorted(value.items(), key=lambda item: (len(item[0]), item[0]))]
+    elif isinstance(value, list):
+        entries = value
+    else:
+        return None
+    events: list[Any] = []
+    for entry in entries:
+        if isinstance(entry, dict):
+            events.append(entry)
+        elif _looks_like_json(entry):
+            parsed = parse_json_lenient(entry)
+            items = parsed if isinstance(parsed, list) else [parsed]
+            if not all(isinstance(item, dict) for item in items):
+                return None
+            events.extend(items)
+        else:
+            return None
+    return events
 
 
 def _present(value: object) -> str | None:

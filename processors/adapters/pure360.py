@@ -16,7 +16,8 @@ Decisions where the Pure360 documentation says nothing:
 - Dates are unix seconds (milliseconds above 10^11); DELIVERYSTART uses ``Delivery_Start_Date``, DELIVERY
   ``Delivery_Complete_Date``, falling back to ``Event_date`` when those are absent; anything else is null.
 - Several notifications in one POST (``event[<index>][<field>]``, a designed extension; ``Event[..]`` in
-  any casing) come out in numeric index order, non-numeric indices after them in body order. A form that
+  any casing) come out in numeric index order, non-numeric indices after them in body order; a wrapper with
+  a ``type`` of its own (``event[type]=OPEN&event[email]=...``) is one notification. A form that
   has a ``type`` field is one notification even if it also has a custom field named ``event``.
 - The body is UTF-8 (raw or percent-encoded). Only when it is not, a charset declared in the Content-Type
   (``ISO-8859-1``, ``windows-1252``: PHP pages that are not UTF-8) is tried before ``invalid_utf8``.
@@ -24,10 +25,11 @@ Decisions where the Pure360 documentation says nothing:
   only looked at as multipart when reading it as a urlencoded form gave no event.
 - The type is matched ignoring case and surrounding spaces; ``provider_event_type`` keeps it unchanged.
   A notification without a type is a Failure (``invalid_event``): nothing says what happened.
-- Recipient: ``email``; for SMS types ``mobile`` when there is no email; campaign-level events
-  (DELIVERYSTART, DELIVERY) name nobody. ``Delivery_ID`` is ``message.mailing_id``, the message name
-  ``campaign.name``. Bounces get ``reject_reason`` bounced (blocked for BLOCKED) and the SMTP codes
-  found at the start of ``Bounce_Reason``.
+- Recipient: ``email``; for SMS types ``mobile`` when there is no email (in both, the space a form makes of a
+  raw ``+`` is a ``+`` again: Pure360 writes values as they are, spaces as ``%20``, and no address has a
+  space); campaign-level events (DELIVERYSTART, DELIVERY) name nobody. ``Delivery_ID`` is
+  ``message.mailing_id``, the message name ``campaign.name``. Bounces get ``reject_reason`` bounced
+  (blocked for BLOCKED) and the SMTP codes found at the start of ``Bounce_Reason``.
 """
 
 from __future__ import annotations
@@ -100,6 +102,21 @@ class _Fields:
         value: str = self.fields[name].strip()
         return value or None
 
+    def take_address(self, key: str) -> str | None:
+        """An email address or a mobile number, with the ``+`` a form decodes to a space restored: Pure360
+        writes values as sent (``email=test@test.com``) and its spaces as ``%20``, so the space in
+        ``a b@x.com`` or `` 447700900555`` was a ``+`` (``a+b@x.com``, ``+447700900555``); neither holds one."""
+        name = self.by_key.get(key)
+        if name is None:
+            return self.take(key)
+        value: str = self.fields[name]
+        if key == "email":
+            value = value.strip().replace(" ", "+")
+        elif value[:1] == " " and value[1:2].isdigit():
+            value = "+" + value[1:]
+        self.used.add(name)
+        return value.strip() or None
+
     def rest(self) -> dict[str, Any]:
         return {k: v for k, v in self.fields.items() if k not in self.used}
 
@@ -125,8 +142,8 @@ def notification_event(envelope: Envelope, notification: Mapping[str, Any]) -> C
     email: str | None = None
     phone: str | None = None
     if kind not in _CAMPAIGN_LEVEL:
-        email = fields.take("email")
-        phone = fields.take("mobile")
+        email = fields.take_address("email")
+        phone = fields.take_address("mobile")
 
     bounce: dict[str, Any] | None = None
     reject_reason: str | None = None
@@ -190,7 +207,8 @@ def notifications(form: dict[str, Any]) -> list[Any]:
 
     The wrapper's casing varies like the standard fields' (``Event[0][type]``), also within one post:
     every top-level key that is ``event`` in some casing contributes its entries, in one index order
-    (equal indices in the order the wrappers came), so none is dropped.
+    (equal indices in the order the wrappers came), so none is dropped. A wrapper with a ``type`` of its own
+    (``event[type]=OPEN&event[email]=...``) is one notification, placed with the non-numeric entries.
     """
     batches = [value for key, value in form.items() if key.lower() == "event" and isinstance(value, dict | list)]
     if not batches or any(field_key(k) == "type" for k in form):
@@ -200,6 +218,9 @@ def notifications(form: dict[str, Any]) -> list[Any]:
     numbered: list[tuple[int, str, Any]] = []
     named: list[Any] = []
     for batch in batches:
+        if isinstance(batch, dict) and any(field_key(k) == "type" for k in batch):
+            named.append(batch)  # ``event[type]=OPEN&event[email]=...``: one notification, not a list of them
+            continue
         for key, value in enumerate(batch) if isinstance(batch, list) else batch.items():
             index = str(key)
             if _is_index(index):
@@ -260,7 +281,7 @@ def read_form(envelope: Envelope) -> dict[str, Any]:
 
 class Pure360Adapter(GuardedAdapter):
     provider: ClassVar[str] = "pure360"
-    version: ClassVar[str] = "3"
+    version: ClassVar[str] = "4"
 
     def _adapt(self, envelope: Envelope) -> AdaptResult:
         try:

@@ -9,10 +9,12 @@ Decisions where the documentation says nothing:
   method with an empty body falls back to that parameter; several ``events`` parameters are read in order.
   No body and no parameter is a Failure (``empty_body``). A body that is not JSON but a form with an
   ``events`` field is read the same way (that parameter posted as a form, among other fields or not).
-- The body is read as Falconide's and iPost's are (``parse_json_lenient``): besides an array or one
-  object, objects one a line (the S3 export's own shape, relayed) or comma-separated are a batch. An
-  object whose only batch is an ``events`` array (``{"events": [...]}``, no ``event`` or ``type`` of its
-  own) is that batch, as the parameter of that name is.
+- The body, and each ``events`` parameter alike, is read as Falconide's and iPost's bodies are
+  (``parse_json_lenient``): besides an array or one object, objects one a line (the S3 export's own
+  shape, relayed) or comma-separated are a batch. An object with no ``event`` or ``type`` of its own that
+  holds an ``events`` array (``{"events": [...]}``, as the parameter of that name), or whose one key holds
+  an array of objects (``{"data": [...]}``, a relay's wrapper, as Falconide's) or one event
+  (``{"events": {...}}``), is that batch.
 - ``type`` page/track/custom wins over ``event`` (then ``event`` is a tracker name a customer chose, which
   may well be "Click"); otherwise ``event`` names a prompt interaction, matched ignoring case. An object
   with neither a usable ``event`` nor ``type`` is a Failure (``invalid_event``).
@@ -42,7 +44,7 @@ from processors.adapters.fields import (
     json_kind,
     keep_encodable,
 )
-from processors.adapters.json_body import BodyError, decode_text, parse_json, parse_json_lenient
+from processors.adapters.json_body import BodyError, decode_text, parse_json_lenient
 from processors.normalize import build_event
 
 USAGE_TYPES: dict[str, str] = {"page": "app.page_viewed", "track": "app.tracked", "custom": "app.custom"}
@@ -152,7 +154,7 @@ def _batches(envelope: Envelope) -> list[Any]:
         payloads = _events_fields(envelope.query, "query string")
         if not payloads:
             raise BodyError("empty_body", "no body and no events query parameter")
-        return [parse_json(payload) for payload in payloads]
+        return [_parameter_json(payload) for payload in payloads]
     try:
         # Leading zeros stay an error: the fixture rules allow them to iPost alone.
         return [parse_json_lenient(body, leading_zeros=False)]
@@ -164,12 +166,39 @@ def _batches(envelope: Envelope) -> list[Any]:
         payloads = _events_fields(decode_text(body).strip(), "form body")
         if not payloads:
             raise
-    return [parse_json(payload) for payload in payloads]
+    return [_parameter_json(payload) for payload in payloads]
+
+
+def _parameter_json(payload: str | bytes) -> Any:
+    """An ``events`` parameter's JSON, read as a body is: objects one a line or comma-separated are a batch."""
+    return parse_json_lenient(payload, leading_zeros=False)
+
+
+def _wrapped_events(value: dict[str, Any]) -> list[Any] | None:
+    """The events an object wraps instead of being one; None for an event.
+
+    ``{"events": [...]}`` (the parameter's name, beside other keys or not), or one key alone holding an array
+    of objects (``{"data": [...]}``, a relay's wrapper) or one event (``{"events": {...}}``).
+    """
+    if "event" in value or "type" in value:
+        return None
+    inner = value.get("events")
+    if isinstance(inner, list):
+        return inner
+    if len(value) != 1:
+        return None
+    (inner,) = value.values()
+    # Under a key of another name, an empty list says nothing of being a batch: the object stays an event.
+    if isinstance(inner, list) and inner and all(isinstance(item, dict) for item in inner):
+        return inner
+    if isinstance(inner, dict) and ("event" in inner or "type" in inner):
+        return [inner]
+    return None
 
 
 class RecurlyEngageAdapter(GuardedAdapter):
     provider: ClassVar[str] = "recurly_engage"
-    version: ClassVar[str] = "3"
+    version: ClassVar[str] = "4"
 
     def _adapt(self, envelope: Envelope) -> AdaptResult:
         try:
@@ -181,11 +210,8 @@ class RecurlyEngageAdapter(GuardedAdapter):
             if isinstance(batch, list):
                 items.extend(batch)
             elif isinstance(batch, dict):
-                wrapped = batch.get("events")
-                if isinstance(wrapped, list) and "event" not in batch and "type" not in batch:
-                    items.extend(wrapped)
-                else:
-                    items.append(batch)
+                wrapped = _wrapped_events(batch)
+                items.extend([batch] if wrapped is None else wrapped)
             else:
                 return AdaptResult(failures=[Failure("not_a_batch", f"body is a JSON {json_kind(batch)}")])
         return map_events(envelope, enumerate(items), [])

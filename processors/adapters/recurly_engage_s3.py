@@ -3,7 +3,10 @@ per-event mapping as the webhook adapter (``recurly_engage.engage_event``); neve
 
 Decisions: each line is parsed strictly and on its own, so a bad line (invalid JSON or UTF-8, not an
 object) is a failure with its 0-based line number while the other lines still come out; blank lines
-are skipped and an empty file is no events and no failures.
+are skipped and an empty file is no events and no failures. A file that opens with ``[`` holds the
+webhook's payload shape instead ("a JSON array of event objects", pretty-printed or not): it is read
+whole like a webhook body, each failure numbered by its array index; when it does not read whole,
+line by line as above.
 """
 
 from __future__ import annotations
@@ -13,16 +16,20 @@ from typing import Any
 
 from espwire.envelope import Envelope
 from processors.adapters.base import AdaptResult, Failure
-from processors.adapters.json_body import BodyError, parse_json
+from processors.adapters.json_body import BodyError, parse_json, parse_json_lenient
 from processors.adapters.recurly_engage import map_events
 
 
 def adapt_export(envelope: Envelope, lines: Iterable[bytes] | None = None) -> AdaptResult:
     """Events of one export file: ``lines`` when given (to stream a large file), else ``envelope.body``."""
     try:
+        rows = envelope.body.splitlines() if lines is None else list(lines)
+        whole = _as_array(rows)
+        if whole is not None:
+            return map_events(envelope, list(enumerate(whole)), [])
         failures: list[Failure] = []
         items: list[tuple[int, Any]] = []
-        for index, raw in enumerate(envelope.body.splitlines() if lines is None else lines):
+        for index, raw in enumerate(rows):
             if not raw.strip():
                 continue
             try:
@@ -32,3 +39,15 @@ def adapt_export(envelope: Envelope, lines: Iterable[bytes] | None = None) -> Ad
         return map_events(envelope, items, failures)
     except Exception as exc:  # a bug must become a dead letter, never a crashed importer
         return AdaptResult(failures=[Failure("adapter_error", repr(exc)[:500])])
+
+
+def _as_array(rows: list[bytes]) -> list[Any] | None:
+    """The file's items when it is one JSON array, else None (then it is read a line at a time)."""
+    first = next((row for row in rows if row.strip()), b"")
+    if not first.lstrip(b"\xef\xbb\xbf \t").startswith(b"["):
+        return None
+    try:
+        value = parse_json_lenient(b"\n".join(rows), leading_zeros=False)
+    except BodyError:
+        return None
+    return value if isinstance(value, list) else None

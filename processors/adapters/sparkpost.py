@@ -21,7 +21,9 @@ Decisions where the docs and fixtures leave room:
 - ``bounce`` (the delivery diagnosis) is set on bounced, deferred and rejected events; ``severity`` from
   the bounce_class table (missing or unknown class -> undetermined) on bounced events only, as the fixture
   rules have it: a deferral is not a bounce, and a rejection's class is its ``category`` and reject reason;
-  ``reason`` is ``raw_reason`` (the server's exact words), else ``reason``.
+  ``reason`` is ``raw_reason`` (the server's exact words), else ``reason``. The table is SparkPost's whole
+  published one, so 26 (Smart Send Suppression, category Admin; newer than django-anymail's table) is
+  admin, reject reason blocked as 25's, though the fixture rules' list of codes stops short of it.
 - client.ip is ``ip_address`` on opens and clicks only (on deliveries it is the receiving MX);
   client.user_agent is ``user_agent`` whenever present (link_unsubscribe carries it too).
 - metadata = ``rcpt_meta`` plus ``cust`` under ``"cust"`` (the sibling wins over a rcpt_meta key of that name;
@@ -74,7 +76,8 @@ _TYPES: dict[str, tuple[str, int]] = {
 _UNKNOWN: tuple[str, int] = ("unknown", 0)
 Section = dict[str, Any]
 
-# SparkPost's bounce classification codes: (severity, category, django-anymail reject reason).
+# SparkPost's bounce classification codes (support.sparkpost.com, "Bounce Classification Codes"):
+# (severity = SparkPost's category, category, django-anymail reject reason).
 _BOUNCE_CLASSES: dict[str, tuple[str, str, str]] = {
     "1": ("undetermined", "undetermined", "other"),
     "10": ("hard", "invalid_recipient", "invalid"),
@@ -84,6 +87,7 @@ _BOUNCE_CLASSES: dict[str, tuple[str, str, str]] = {
     "23": ("soft", "too_large", "bounced"),
     "24": ("soft", "timeout", "timed_out"),
     "25": ("admin", "admin_failure", "blocked"),
+    "26": ("admin", "smart_send_suppression", "blocked"),
     "30": ("hard", "no_rcpt", "bounced"),
     "40": ("soft", "generic_bounce", "bounced"),
     "50": ("block", "mail_block", "blocked"),
@@ -101,7 +105,7 @@ _BOUNCE_CLASSES: dict[str, tuple[str, str, str]] = {
 
 class SparkPostAdapter(GuardedAdapter):
     provider: ClassVar[str] = "sparkpost"
-    version: ClassVar[str] = "3"
+    version: ClassVar[str] = "4"
 
     def _adapt(self, envelope: Envelope) -> AdaptResult:
         try:

@@ -5,6 +5,7 @@ fields, TIMESTAMP/TRANSID/BOUNCE_TYPE/EVENT forms, and the bodies that must be d
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -450,3 +451,109 @@ def test_one_parameter_whose_value_is_no_batch_stays_one_events_field(body: str,
 def test_not_applicable_bounce_reason_id_is_no_class_code() -> None:
     data = only(adapt(json.dumps([record("bounced", BOUNCE_TYPE="HARDBOUNCE", BOUNCE_REASONID="NA")])))["data"]
     assert data["bounce"] == {"severity": "hard"}
+
+
+# --- PHP's array syntax in a form, a wrapped single object ----------------------------------------------
+
+
+def php_fields(prefix: str, item: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(f"{prefix}[{name}]", value) for name, value in item.items()]
+
+
+@pytest.mark.parametrize("encode_brackets", [True, False])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        # The batch as PHP's http_build_query writes an array of events: the form is the batch itself ...
+        php_fields("1", record("opened", "b@example.com")) + php_fields("0", record("sent", "a@example.com")),
+        # ... or one field holding it, in index order (numeric, not text: 10 after 2), or its JSON values.
+        php_fields("data[1]", record("opened", "b@example.com")) + php_fields("data[0]", record("sent")),
+        [("data[]", SENT), ("data[]", OPENED)],
+        [("data[]", f"[{SENT},{OPENED}]")],
+        [("payload[0]", SENT), ("payload[1]", OPENED), ("submit", "Send")],
+    ],
+)
+def test_a_batch_in_php_array_syntax_is_the_batch(fields: list[tuple[str, str]], encode_brackets: bool) -> None:
+    body = urlencode(fields)
+    if not encode_brackets:
+        body = body.replace("%5B", "[").replace("%5D", "]")
+    result = adapt(body, FORM)
+    assert result.failures == []
+    assert summary(result) == TWO
+    assert summary(adapt(multipart(fields), MULTIPART)) == TWO
+
+
+def test_events_in_php_array_syntax_come_out_in_numeric_index_order() -> None:
+    fields = [
+        field for index in (10, 2, 0) for field in php_fields(f"data[{index}]", record("sent", f"u{index}@example.com"))
+    ]
+    result = adapt(urlencode(fields), FORM)
+    assert [e["subject"] for e in result.events] == ["u0@example.com", "u2@example.com", "u10@example.com"]
+
+
+def test_one_event_in_php_array_syntax_is_that_event() -> None:
+    for body in (
+        urlencode(php_fields("data", record("clicked", URL="https://x.example/?a=1&b=2"))),
+        urlencode(php_fields("0", record("clicked", URL="https://x.example/?a=1&b=2"))),
+    ):
+        event = only(adapt(body, FORM))
+        assert (event["type"], event["subject"]) == ("email.clicked", "a@example.com")
+        assert event["data"]["link"] == {"url": "https://x.example/?a=1&b=2"}
+        assert event["data"]["message"]["message_id"] == "14507226013384557"
+
+
+def test_a_batch_in_php_array_syntax_beside_parameters_takes_them() -> None:
+    body = urlencode([*php_fields("data[0]", record("sent")), ("X-APIHEADER", "ACC1")])
+    event = only(adapt(body, FORM))
+    assert event["type"] == "email.delivered"
+    assert event["data"]["metadata"] == {"X-APIHEADER": "ACC1"}
+
+
+def test_tags_in_php_array_syntax_are_the_events_tags() -> None:
+    # TAGS[]=a&TAGS[]=b is how PHP posts a list: not the same field given twice.
+    fields = [*record("opened").items(), ("TAGS[]", "winter"), ("TAGS[]", "sale")]
+    for body in (urlencode(fields), urlencode(fields).replace("%5B%5D", "[]")):
+        event = only(adapt(body, FORM))
+        assert event["type"] == "email.opened"
+        assert event["data"]["tags"] == ["winter", "sale"]
+    assert [f.reason for f in adapt("EVENT=sent&EVENT=opened", FORM).failures] == ["duplicate_keys"]
+
+
+def test_a_single_object_in_a_wrapper_is_that_event() -> None:
+    # {"data": [...]} is the batch; {"data": {...}} its single object, as data={...} is in a form.
+    event = only(adapt(json.dumps({"data": record("opened", "b@example.com")})))
+    assert summary(AdaptResult(events=[event])) == TWO[1:]
+    assert event["data"]["raw"] == record("opened", "b@example.com")
+    assert only(adapt('{"data": {"x": 1}}'))["data"]["raw"] == {"data": {"x": 1}}  # no parameter: not an event
+
+
+@pytest.mark.parametrize("before", ["X-APIHEADER=ACC1&", "submit=Send&", "X-APIHEADER=ACC1&TAGS=winter&"])
+def test_a_raw_json_field_after_other_fields_keeps_its_ampersands_and_pluses(before: str) -> None:
+    # The same form in another field order: the raw (not URL-encoded) JSON field last instead of first.
+    click = record("clicked", URL="https://shop.example.com/t?a=1&b=2", USERAGENT="Mozilla/5.0+(X11)")
+    event = only(adapt(f"{before}data={json.dumps([click])}\n", FORM))
+    assert (event["type"], event["subject"]) == ("email.clicked", "a@example.com")
+    assert event["data"]["link"] == {"url": "https://shop.example.com/t?a=1&b=2"}
+    assert event["data"]["client"]["user_agent"] == "Mozilla/5.0+(X11)"
+    assert event["data"]["raw"]["URL"] == "https://shop.example.com/t?a=1&b=2"
+    if "ACC1" in before:
+        assert event["data"]["metadata"] == {"X-APIHEADER": "ACC1"}
+
+
+def test_a_raw_json_field_after_other_fields_keeps_its_json_refusals() -> None:
+    result = adapt('X-APIHEADER=ACC1&data=[{"EVENT":"sent","EVENT":"opened"}]', FORM)
+    assert (result.events, [f.reason for f in result.failures]) == ([], ["duplicate_keys"])
+
+
+def test_many_raw_json_looking_fields_are_read_in_linear_time() -> None:
+    # Each raw JSON field tried reads the rest of the body: a hostile form of 100,000 of them must not.
+    started = time.perf_counter()
+    result = adapt("x=1&" + "a=[1]x&" * 100_000, FORM)
+    assert time.perf_counter() - started < 2
+    assert result.events == [] and [f.reason for f in result.failures] == ["too_many_fields"]
+
+
+def test_a_json_field_beside_an_unrelated_php_array_is_still_the_batch() -> None:
+    body = "options[lang]=en&data=" + quote(f"[{SENT},{OPENED}]")
+    assert summary(adapt(body, FORM)) == TWO
+    assert summary(adapt(body + "&X-APIHEADER=ACC1", FORM)) == TWO

@@ -487,3 +487,33 @@ def test_multi_notifications_one_field_a_line(separator: str) -> None:
 def test_a_blank_spelling_gives_way_to_one_with_a_value(body: str, expected: tuple[str, str, str, str]) -> None:
     # Before: the first spelling won even when empty, so the recipient or the time was lost.
     assert summary(one(body)) == expected
+
+
+@pytest.mark.parametrize("wrapper", ["event", "Event"])
+def test_one_notification_in_the_wrapper_without_an_index_is_that_notification(wrapper: str) -> None:
+    # A single notification in PHP's array syntax: event[type]=OPEN, not a list of notifications.
+    body = f"{wrapper}[type]=OPEN&{wrapper}[email]=a%40example.com&{wrapper}[Event_date]=1795163000"
+    assert summary(one(body)) == ("email.opened", "a@example.com", "2026-11-20T08:23:20Z", "OPEN")
+    result = adapt(body + "&EVENT[0][type]=CLICK&EVENT[0][email]=b%40example.com")  # beside an indexed one
+    assert result.failures == []
+    assert [e["subject"] for e in result.events] == ["b@example.com", "a@example.com"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "recipient", "subject"),
+    [
+        # Pure360 writes values as they are (email=test@test.com) and spaces as %20: a raw + is a plus.
+        ("type=OPEN&email=kofi+news@example.org&mobile=+447700900555",
+         {"email": "kofi+news@example.org", "phone": "+447700900555"}, "kofi+news@example.org"),
+        ("type=SMSOPTOUT&mobile=+447700900518", {"phone": "+447700900518"}, "+447700900518"),
+        ("type=OPEN&email=kofi%2Bnews%40example.org&mobile=%2B447700900555",
+         {"email": "kofi+news@example.org", "phone": "+447700900555"}, "kofi+news@example.org"),
+        ("type=OPEN&email=+a%40example.com+&mobile=447700900555",
+         {"email": "a@example.com", "phone": "447700900555"}, "a@example.com"),
+    ],
+)  # fmt: skip
+def test_a_raw_plus_in_an_address_stays_a_plus(fields: str, recipient: dict[str, str], subject: str) -> None:
+    event = one(fields + "&Event_date=1795163000&firstName=Ann+Lee")
+    assert event["data"]["recipient"] == recipient
+    assert event["subject"] == subject
+    assert event["data"]["metadata"] == {"firstName": "Ann Lee"}  # other values: + is a space, as in any form

@@ -293,8 +293,8 @@ def test_a_bug_becomes_a_failure(monkeypatch: pytest.MonkeyPatch) -> None:
     result = adapt([prompt()])
     assert [(f.reason, f.index) for f in result.failures] == [("adapter_error", 0)]
     assert "boom" in result.failures[0].detail
-    monkeypatch.setattr(module, "parse_json", broken)
-    assert [f.reason for f in adapt([prompt()]).failures] == ["adapter_error"]
+    monkeypatch.setattr(module, "parse_json_lenient", broken)
+    assert [(f.reason, f.index) for f in adapt([prompt()]).failures] == [("adapter_error", None)]
 
 
 # --- properties: nothing a sender can put in a body makes adapt raise ---------------------------------

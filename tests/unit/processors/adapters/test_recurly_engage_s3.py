@@ -87,3 +87,27 @@ def test_empty_export(body: bytes) -> None:
 def test_random_exports_never_raise(lines: list[bytes]) -> None:
     result = adapt(b"\n".join(lines))
     assert isinstance(result, AdaptResult)
+
+
+@pytest.mark.parametrize("indent", [None, 2])
+def test_an_export_holding_the_webhooks_array_is_that_batch(indent: int | None) -> None:
+    """The document's payload shape ("a JSON array of event objects") in a file, one line or pretty-printed."""
+    items = [
+        {"event": "Goal", "user_id": "u-1", "type": "prompt", "ts": 1795161700},
+        {"event": "Home Page", "type": "page", "user_id": 98765, "ts": "1795161800"},
+    ]
+    body = json.dumps(items, indent=indent).encode()
+    result = adapt(body)
+    assert result.failures == []
+    ndjson = adapt(b"\n".join(json.dumps(item).encode() for item in items))
+    assert [e["id"] for e in result.events] == [e["id"] for e in ndjson.events]
+    assert [e["data"] for e in result.events] == [e["data"] for e in ndjson.events]
+    streamed = adapt_export(envelope(b""), iter(body.splitlines(keepends=True)))
+    assert [e["id"] for e in streamed.events] == [e["id"] for e in ndjson.events]
+
+
+def test_an_array_file_that_does_not_read_whole_is_read_by_lines() -> None:
+    body = b'[{"event":"Goal","user_id":"u-1"}]\n{"event":"Goal","user_id":"u-2","type":"prompt"}\n{"event":\n'
+    result = adapt(body)
+    assert [e.get("subject") for e in result.events] == ["u-2"]
+    assert sorted((f.reason, f.index) for f in result.failures) == [("invalid_event", 0), ("invalid_json", 2)]

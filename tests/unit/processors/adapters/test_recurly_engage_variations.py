@@ -241,6 +241,64 @@ def test_get_with_a_single_object() -> None:
     assert [summary(e) for e in result.events] == EXPECTED[1:]
 
 
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "\n".join(json.dumps(item) for item in BATCH),  # one object a line, as the S3 export writes them
+        ",".join(json.dumps(item) for item in BATCH),
+        json.dumps(BATCH)[:-1] + ",]",
+        json.dumps({"data": BATCH}),
+    ],
+    ids=["one-a-line", "comma-separated", "trailing-comma", "one-key-wrapper"],
+)
+@pytest.mark.parametrize("where", ["query", "form"])
+def test_the_events_parameter_is_read_as_a_body_is(payload: str, where: str) -> None:
+    # The parameter's JSON took the strict reading alone: each of these, given as a body, came out, and as the
+    # parameter was dead-lettered (invalid_json, or invalid_event for the wrapper).
+    if where == "query":
+        result = adapt(b"", "GET", "events=" + quote(payload))
+    else:
+        result = adapt("events=" + quote_plus(payload), content_type="application/x-www-form-urlencoded")
+    assert result.failures == []
+    assert [summary(e) for e in result.events] == EXPECTED
+    assert [e["id"] for e in result.events] == [e["id"] for e in adapt(BATCH).events]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"data": BATCH},
+        {"batch": BATCH},
+        {"events": BATCH, "sent_at": TS},
+    ],
+)
+def test_a_batch_wrapped_under_one_key_is_that_batch(body: dict[str, Any]) -> None:
+    result = adapt(body)
+    assert result.failures == []
+    assert [summary(e) for e in result.events] == EXPECTED
+
+
+def test_one_event_wrapped_under_one_key_is_that_event() -> None:
+    assert [summary(e) for e in adapt({"events": BATCH[1]}).events] == EXPECTED[1:]
+    assert [summary(e) for e in adapt({"data": BATCH[1]}).events] == EXPECTED[1:]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"user_id": "1", "segments": [{"id": "s"}]},  # an event without its name, not a wrapper
+        {"data": [1, 2]},
+        {"data": {"user_id": "1"}},
+        {"data": []},  # an empty list under another name than events: no sign of a batch
+        {"events": BATCH[1], "extra": 1},
+    ],
+)
+def test_objects_that_wrap_no_events_still_fail(body: dict[str, Any]) -> None:
+    result = adapt(body)
+    assert result.events == []
+    assert [(f.reason, f.index) for f in result.failures] == [("invalid_event", 0)]
+
+
 def test_empty_array_and_odd_items() -> None:
     assert adapt([]) == AdaptResult()
     result = adapt([[BATCH[0]], "x", BATCH[1], None])

@@ -205,6 +205,8 @@ def test_event_id_as_number_or_string_gives_the_same_event_id() -> None:
         (" 21 ", "soft"),
         (21.0, "soft"),  # a relay that rewrote integers as floats
         (25, "admin"),
+        ("26", "admin"),  # Smart Send Suppression: SparkPost's table has it, the fixture rules' list does not
+        (26, "admin"),
         ("52", "block"),
         (90, "hard"),
         (100, "soft"),
@@ -221,6 +223,18 @@ def test_bounce_class_forms(type_: str, bounce_class: Any, severity: str) -> Non
     event_ = only(adapt_json([item(type_, bounce_class=bounce_class)]))
     assert event_["type"] == "email.bounced"
     assert event_["data"]["bounce"]["severity"] == severity
+
+
+def test_smart_send_suppression_is_an_admin_bounce_like_an_admin_failure() -> None:
+    # SparkPost's bounce classification table: 26 Smart Send Suppression, category Admin.
+    data = only(adapt_json([item("bounce", bounce_class="26", error_code="554")]))["data"]
+    assert data["bounce"] == {
+        "severity": "admin",
+        "category": "smart_send_suppression",
+        "class_code": "26",
+        "smtp_status": "554",
+    }
+    assert data["reject_reason"] == "blocked"
 
 
 @pytest.mark.parametrize(
