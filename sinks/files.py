@@ -209,6 +209,12 @@ class FilesSink(Sink):
             last_offsets[key] = (first, position.offset)
         for key, chunk in lines.items():
             first, last = last_offsets[key]
+            sealed = self._open.get(key)
+            if sealed is not None and sealed.handle.closed:
+                # Rolled (sealed) by an earlier call whose publish failed (the store was down): it takes
+                # nothing more. Published now, or this batch waits (DestinationUnavailable) until it can be.
+                await self._complete(key, sealed)
+                del self._open[key]
             open_file = self._open.get(key) or self._open_file(key, first)
             try:
                 self._append(open_file, chunk, last)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -49,6 +50,8 @@ log = logging.getLogger("espwire.sink.http_forward")
 # (fixed on its side, the same request goes through). Any other 4xx means it refuses this content.
 RETRYABLE_STATUS = frozenset({401, 403, 404, 408, 425, 429})
 TOO_LARGE = "http_413"
+# Of an answer's body, at most this much is read (only to reuse the connection; nothing in it counts).
+_BODY_READ_BYTES = 64 * 1024
 # Requests a destination accepted in a batch the runner is retrying: at most this many remembered.
 _ACCEPTED_KEPT = 10_000
 
@@ -150,6 +153,19 @@ class _Attempt:
 
 class _Unavailable(Exception):
     """A destination did not take a request within its retry budget."""
+
+
+async def _skip_body(response: aiohttp.ClientResponse) -> None:
+    """Reads a short answer so its connection is reused; the status alone decides, so a long answer is cut
+    (its connection closed) and one still coming when the timeout ends is not waited for: a receiver that
+    accepted the request and then streams or stalls its body must not be sent the request again."""
+    left = _BODY_READ_BYTES
+    with contextlib.suppress(aiohttp.ClientError, TimeoutError, OSError):
+        while left > 0 and not response.content.at_eof():
+            chunk = await response.content.readany()
+            if not chunk:
+                break
+            left -= len(chunk)
 
 
 class HttpForwardSink(Sink):
@@ -289,8 +305,8 @@ class HttpForwardSink(Sink):
                 timeout=aiohttp.ClientTimeout(total=destination.timeout_seconds),
                 allow_redirects=False,
             ) as response:
-                await response.read()
                 status = response.status
+                await _skip_body(response)
                 if 200 <= status < 300:
                     return _Attempt(True, False, "ok")
                 retryable = status >= 500 or status in RETRYABLE_STATUS or 300 <= status < 400

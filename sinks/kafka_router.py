@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from espwire.config import Settings
 from espwire.topics import MAX_RECORD_BYTES, ensure_topics
@@ -30,6 +30,7 @@ from sinks.base import BatchOutcome, DestinationUnavailable, Event, Poison, Posi
 
 _TOPIC_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _MISSING = object()
+TOPIC_FIELDS = ("prefix", "type", "provider", "source_id", "sink")
 
 
 class RouteMatch(BaseModel):
@@ -60,6 +61,17 @@ class Route(BaseModel):
     match: RouteMatch = RouteMatch()
     # Fields: {prefix} {type} {provider} {source_id} {sink}
     topic: str = Field(min_length=1)
+
+    @field_validator("topic")
+    @classmethod
+    def _known_fields(cls, topic: str) -> str:
+        # Checked here, so `espwire config check` names a typo ("{tpye}"): at the first event it raised
+        # KeyError out of write_batch and stopped the sink, again after every restart.
+        try:
+            topic.format(**dict.fromkeys(TOPIC_FIELDS, "x"))
+        except (KeyError, IndexError, ValueError, AttributeError) as exc:
+            raise ValueError(f"the topic may use only the fields {{{'} {'.join(TOPIC_FIELDS)}}}: {exc!r}") from exc
+        return topic
 
 
 class KafkaRouterOptions(SinkOptions):

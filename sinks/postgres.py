@@ -120,14 +120,22 @@ async def migrate(dsn: str, schema: str = "public") -> list[str]:
 
 
 def parse_instant(text: Any) -> datetime | None:
-    """An ISO 8601 instant as an aware datetime (UTC when it names no zone); None when it is not one."""
+    """An ISO 8601 instant as an aware datetime (UTC when it names no zone); None when it is not one, or when
+    it has no UTC datetime (``9999-12-31T23:59:59-05:00`` is in year 10000 in UTC: converting it would raise
+    OverflowError in every sink, a crash on each restart instead of one dead-lettered event)."""
     if not isinstance(text, str):
         return None
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
         return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        return None
+    return moment
 
 
 class PostgresOptions(SinkOptions):

@@ -9,8 +9,9 @@ derived fields (``data.geo`` from the IP) — a sink that must not see those sho
 
 Hashes are keyed (the key is a secret of the sink's config), so they cannot be reversed by hashing a
 list of known addresses, and they are stable: the same address always gives the same value, so joins
-across events and sinks still work. Emails are trimmed and lower-cased first, phones keep only digits
-and a leading "+", so trivially different spellings hash alike.
+across events and sinks still work. Emails are trimmed and lower-cased first (and a display form
+``Name <addr>`` reduced to the address), phones keep only digits and a leading "+", so trivially
+different spellings hash alike.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
 
 FieldPolicy = Literal["keep", "hash", "drop"]
 _PHONE_NOISE = re.compile(r"[^0-9+]")
+_BRACKETED = re.compile(r"<([^<>]*)>$")
 
 
 class PrivacyConfig(BaseModel):
@@ -52,7 +54,14 @@ class PrivacyConfig(BaseModel):
 
 
 def normalise_email(email: str) -> str:
-    return email.strip().lower()
+    """The address alone, trimmed and lower-cased: ``"Jane Doe" <Jane@Example.com>`` is ``jane@example.com``
+    (providers pass a recipient's display form through); a subaddress (``a+news@x.com``) stays as it is."""
+    text = email.strip()
+    if text.endswith(">"):
+        bracketed = _BRACKETED.search(text)
+        if bracketed is not None and "@" in bracketed.group(1):
+            text = bracketed.group(1).strip()
+    return text.lower()
 
 
 def normalise_phone(phone: str) -> str:

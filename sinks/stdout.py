@@ -7,6 +7,7 @@ Delivery: a line is "written" once it is handed to the stream and the stream is 
 from __future__ import annotations
 
 import fnmatch
+import re
 import sys
 from typing import Any, ClassVar, Literal, TextIO
 
@@ -23,6 +24,15 @@ _COLOURS = {
     "clicked": "36",
     "opened": "32",
 }
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _shown(value: object) -> str:
+    """A value for the terminal: every value here came in a webhook, so its control characters (an escape
+    sequence retitles, clears or rewrites the operator's terminal; a newline fakes a line) are shown escaped."""
+    return _CONTROL.sub(lambda match: match[0].encode("unicode_escape").decode(), str(value))
 
 
 class StdoutOptions(SinkOptions):
@@ -59,19 +69,20 @@ class StdoutSink(Sink):
         if not self.pretty:
             return orjson.dumps(event).decode()
         data: dict[str, Any] = event.get("data") or {}
-        event_type = str(event.get("type"))
+        event_type = _shown(event.get("type"))
         colour = _COLOURS.get(event_type.rsplit(".", 1)[-1])
         shown_type = f"\x1b[{colour}m{event_type:<22}\x1b[0m" if colour else f"{event_type:<22}"
         detail = []
         if data.get("reject_reason"):
-            detail.append(f"reason={data['reject_reason']}")
+            detail.append(f"reason={_shown(data['reject_reason'])}")
         bounce = data.get("bounce") or {}
         if bounce.get("severity"):
-            detail.append(f"bounce={bounce['severity']}")
+            detail.append(f"bounce={_shown(bounce['severity'])}")
         link = data.get("link") or {}
         if link.get("url"):
-            detail.append(f"url={link['url']}")
+            detail.append(f"url={_shown(link['url'])}")
         return (
-            f"{event.get('time', ''):<24} {shown_type} {event.get('subject') or '-':<32} "
-            f"{data.get('provider', '?')}/{data.get('source_id', '?')} {' '.join(detail)} id={event.get('id')}"
+            f"{_shown(event.get('time', '')):<24} {shown_type} {_shown(event.get('subject') or '-'):<32} "
+            f"{_shown(data.get('provider', '?'))}/{_shown(data.get('source_id', '?'))} {' '.join(detail)} "
+            f"id={_shown(event.get('id'))}"
         ).rstrip()

@@ -19,7 +19,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from espwire.config import SinkConfig
-from sinks.base import Position
+from sinks.base import DestinationUnavailable, Position
 from sinks.files import FilesOptions, FilesSink, parse_file_name
 from sinks.runner import run_sink
 from tests.integration.sinks.conftest import crash, publish_events, running_sink, sink_settings, wait_until
@@ -228,3 +228,53 @@ async def test_a_full_disk_never_leaves_a_broken_file_and_nothing_is_lost(
             await wait_until(all_written)
         written = _local_lines(root)
     assert sorted(e["id"] for e in written) == sorted(e["id"] for e in events), "each event once"
+
+
+async def test_a_file_whose_publish_failed_takes_no_more_events_and_is_published_later(
+    tmp_path: Path, s3_endpoint: str
+) -> None:
+    # The age roll (maintain, between batches) seals a file, then its PUT fails: the bucket is not there.
+    # The runner counts that as the store being down and goes on with the next batch; before, that
+    # batch's events for the same (date, type, partition) were appended to the sealed file: ValueError
+    # (a write to a closed file) out of write_batch, which stopped the sink.
+    s3 = boto3.client(
+        "s3", endpoint_url=s3_endpoint, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
+    )
+    s3.create_bucket(Bucket="espwire-late")
+    config = SinkConfig(
+        name="late",
+        type="files",
+        path="s3://espwire-late/lake",
+        s3_endpoint_url=s3_endpoint,
+        s3_key_id="test",
+        s3_secret="test",
+        s3_region="us-east-1",
+        roll_seconds=0.2,
+    )  # type: ignore[call-arg]
+    events = [make_event(i) for i in range(6)]
+    positions = [Position(2, i) for i in range(6)]
+    sink = FilesSink(FilesOptions.from_config(config), sink_settings("unused", tmp_path))
+    await sink.start()
+    try:
+        await sink.write_batch(events[:2], positions[:2])
+        s3.delete_bucket(Bucket="espwire-late")
+        await asyncio.sleep(0.3)
+        with pytest.raises(DestinationUnavailable):
+            await sink.maintain()
+        with pytest.raises(DestinationUnavailable):
+            await sink.write_batch(events[2:4], positions[2:4])
+        s3.create_bucket(Bucket="espwire-late")
+        outcome = await sink.write_batch(events[2:4], positions[2:4])  # the runner's retry of that batch
+        assert outcome.ok and outcome.written == 2
+        await sink.write_batch(events[4:], positions[4:])
+        await sink.flush()
+    finally:
+        await sink.close()
+    listed = s3.list_objects_v2(Bucket="espwire-late", Prefix="lake/")
+    names = sorted(o["Key"].rsplit("/", 1)[-1] for o in listed.get("Contents", []))
+    assert [parse_file_name(name) for name in names] == [(2, 0, 1), (2, 2, 5)]
+    lines: list[dict[str, Any]] = []
+    for obj in listed["Contents"]:
+        body = s3.get_object(Bucket="espwire-late", Key=obj["Key"])["Body"].read()
+        lines.extend(orjson.loads(x) for x in gzip.decompress(body).splitlines())
+    assert sorted(e["id"] for e in lines) == sorted(e["id"] for e in events)

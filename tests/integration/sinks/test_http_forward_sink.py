@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 from collections.abc import AsyncIterator
@@ -165,3 +166,48 @@ async def test_refused_content_is_dead_lettered_at_once_and_webhook_id_is_stable
         assert again.ok and again.written == 3
         await sink.write_batch(events)
         assert refusing.webhook_ids[0] == refusing.webhook_ids[1], "same events, same webhook-id"
+
+
+async def test_a_receiver_that_accepts_then_stalls_its_answer_gets_the_request_once(tmp_path: Path) -> None:
+    # 200 at once, then a body that trickles on past the sink's timeout (a proxy streaming, a slow app):
+    # the status says the request was taken; before, the read timed out, the request was sent again on
+    # every attempt and the batch was never done (DestinationUnavailable, over and over).
+    requests: list[bytes] = []
+
+    async def accept_then_stall(request: web.Request) -> web.StreamResponse:
+        requests.append(await request.read())
+        Webhook(NEW_SECRET).verify(requests[-1], dict(request.headers))
+        response = web.StreamResponse(status=200)
+        await response.prepare(request)
+        with contextlib.suppress(ConnectionError):
+            for _ in range(20):
+                await response.write(b'{"status": "queued"} ')
+                await asyncio.sleep(0.2)
+        return response
+
+    app = web.Application()
+    app.router.add_post("/slow", accept_then_stall)
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    destination = {
+        "name": "slow",
+        "url": f"http://127.0.0.1:{port}/slow",
+        "secrets": [NEW_SECRET],
+        "timeout_seconds": 1,
+        "max_attempts": 3,
+        "backoff_initial_seconds": 0.05,
+    }
+    config = SinkConfig(name="fwd", type="http_forward", destinations=[destination])  # type: ignore[call-arg]
+    sink = HttpForwardSink(HttpForwardOptions.from_config(config), sink_settings("p", tmp_path))
+    await sink.start()
+    try:
+        events = [make_event(i) for i in range(3)]
+        outcome = await sink.write_batch(events)
+        assert outcome.ok and outcome.written == 3
+        assert len(requests) == 1
+        assert [e["id"] for e in orjson.loads(requests[0])] == [e["id"] for e in events]
+    finally:
+        await sink.close()
+        await runner.cleanup()

@@ -43,7 +43,7 @@ async def test_migrate_is_versioned_and_idempotent(postgres_dsn: str, pg_schema:
     conn = await asyncpg.connect(postgres_dsn)
     try:
         versions = [r["version"] for r in await conn.fetch(f'SELECT version FROM "{pg_schema}".schema_migrations')]
-        assert versions == ["0001_events", "0002_suppressions", "0003_events_cheaper_writes"]
+        assert versions == ["0001_events", "0002_suppressions", "0003_events_cheaper_writes", "0004_resubscriptions"]
         kind = await conn.fetchval(
             "SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
             "WHERE n.nspname = $1 AND c.relname = 'events'",
@@ -391,3 +391,21 @@ async def test_a_read_only_server_is_waited_for_not_a_crash(
         await admin.execute(f'DROP OWNED BY "{role}"')
         await admin.execute(f'DROP ROLE "{role}"')
         await admin.close()
+
+
+async def test_a_time_with_no_utc_datetime_is_dead_lettered_not_a_crash(postgres_dsn: str, pg_schema: str) -> None:
+    # Valid ISO 8601, but in UTC a year past 9999 (or before 1): converting raised OverflowError out of
+    # write_batch, which stops the sink, and the same event stopped it again after every restart.
+    sink = PostgresSink(PostgresOptions.from_config(_config(postgres_dsn, pg_schema)))
+    await sink.start()
+    try:
+        events = [make_event(i) for i in range(4)]
+        events[1]["time"] = "9999-12-31T23:59:59-05:00"
+        events[2]["time"] = "0001-01-01T00:00:00+14:00"
+        events[3]["time"] = "9999-12-31T20:00:00Z"  # far off, but an instant: kept
+        outcome = await sink.write_batch(events)
+        assert sorted((p.index, p.reason) for p in outcome.poison) == [(1, "invalid_event"), (2, "invalid_event")]
+        assert (outcome.written, outcome.skipped) == (2, 0)
+        assert await _counts(postgres_dsn, pg_schema) == (2, 2)
+    finally:
+        await sink.close()

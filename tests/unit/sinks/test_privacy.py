@@ -5,7 +5,7 @@ import copy
 import pytest
 from pydantic import ValidationError
 
-from sinks.privacy import PrivacyConfig, Redactor
+from sinks.privacy import PrivacyConfig, Redactor, normalise_email
 from tests.unit.sinks.factory import make_event
 
 
@@ -43,3 +43,11 @@ def test_drop_phone_subject() -> None:
     event["subject"] = "+44 7700 900123"
     out = Redactor(PrivacyConfig(phone="drop")).apply_one(event)
     assert "subject" not in out and out["data"]["recipient"] == {}
+
+
+def test_an_address_in_display_form_is_the_address() -> None:
+    assert normalise_email(' "Doe, Jane" <Jane.Doe@Example.com> ') == "jane.doe@example.com"
+    assert normalise_email("Jane+News@Example.com") == "jane+news@example.com"
+    assert normalise_email("<not an address>") == "<not an address>"
+    redactor = Redactor(PrivacyConfig(email="hash", hash_key="k1"))  # type: ignore[arg-type]
+    assert redactor.email("Jane <jane@example.com>") == redactor.email("JANE@example.com")

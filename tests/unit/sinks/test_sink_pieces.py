@@ -93,6 +93,14 @@ def test_router_topics() -> None:
     assert router.topics_for(make_event(1, type="sms.failed", source_id="pure")) == []
 
 
+def test_a_topic_template_with_an_unknown_field_is_a_config_error(tmp_path: Path) -> None:
+    # Before, it was accepted and every event then raised KeyError out of write_batch, stopping the sink.
+    settings = Settings(datadir=tmp_path, kafka=KafkaConfig(bootstrap="127.0.0.1:1"))
+    for topic in ("{prefix}.{tpye}", "{prefix}.{type", "{0}"):
+        with pytest.raises(ConfigError, match=r"sinks\.r\.routes\.0\.topic"):
+            build_sink(SinkConfig(name="r", type="kafka_router", routes=[{"topic": topic}]), settings)  # type: ignore[call-arg]
+
+
 def test_suppression_reasons() -> None:
     assert suppression_reason(make_event(1, type="email.bounced", bounce={"severity": "hard"})) == "hard_bounce"
     assert suppression_reason(make_event(1, type="email.bounced", reject_reason="bounced")) == "hard_bounce"
@@ -115,6 +123,20 @@ def test_suppression_reasons() -> None:
     assert suppression_reason(make_event(1, type="email.rejected", reject_reason="unsubscribed")) == "unsubscribe"
     assert suppression_reason(make_event(1, type="email.rejected", reject_reason="blocked")) is None
     assert suppression_reason(make_event(1, type="email.deferred", bounce={"category": "dns_failure"})) is None
+    # Our reading of a reply never suppresses outside a bounce: a deferral is still retried, and a template
+    # that failed to render is refused "554 5.3.3" for every recipient.
+    read_hard = {"category": "mailbox_unknown", "inferred_severity": "hard"}
+    assert suppression_reason(make_event(1, type="email.deferred", bounce=read_hard)) is None
+    failed = make_event(
+        1, type="email.rejected", reject_reason="other", bounce={**read_hard, "category": "protocol_error"}
+    )
+    assert suppression_reason(failed) is None
+    assert suppression_reason(make_event(1, type="email.rejected", bounce={"severity": "hard"})) == "hard_bounce"
+    assert suppression_reason(make_event(1, type="unknown", bounce={"severity": "hard"})) is None
+    # SparkPost's bounce class 90 (hard, reject reason unsubscribed): the recipient unsubscribed by a reply.
+    unsubscribing = {"severity": "hard", "class_code": "90", "category": "unsubscribe"}
+    bounced = make_event(1, type="email.bounced", reject_reason="unsubscribed", bounce=unsubscribing)
+    assert suppression_reason(bounced) == "unsubscribe"
 
 
 def test_every_kind_is_registered_and_bad_options_name_their_path(tmp_path: Path) -> None:
@@ -126,6 +148,9 @@ def test_every_kind_is_registered_and_bad_options_name_their_path(tmp_path: Path
         build_sink(SinkConfig(name="f", type="files"), settings)
     sink = build_sink(SinkConfig(name="out", type="stdout"), settings)
     assert sink.name == "out"
+    # A suppression list without addresses skipped every event and looked healthy.
+    with pytest.raises(ConfigError, match=r"privacy\.email = \"drop\""):
+        build_sink(SinkConfig(name="s", type="suppression", dsn="postgresql://x", privacy={"email": "drop"}), settings)  # type: ignore[call-arg]
 
 
 async def test_stdout_filters_and_renders() -> None:
@@ -136,6 +161,19 @@ async def test_stdout_filters_and_renders() -> None:
     assert stream.getvalue().startswith('{"specversion":"1.0"')
     pretty = StdoutSink(StdoutOptions.from_config(SinkConfig(name="tail", type="stdout", format="pretty")), stream)  # type: ignore[call-arg]
     assert "email.opened" in pretty.render(make_event(2, type="email.opened"))
+
+
+def test_stdout_pretty_shows_webhook_control_characters_escaped() -> None:
+    # `espwire tail` on a terminal: a clicked URL or an address carrying an escape sequence (set the
+    # window title, clear the screen) or a newline (a fake line) was written to the terminal as it came.
+    options = StdoutOptions.from_config(SinkConfig(name="tail", type="stdout", format="pretty"))  # type: ignore[call-arg]
+    stream = io.StringIO()
+    event = make_event(1, type="email.clicked", email="a\x1b]0;owned\x07@example.com")
+    event["data"]["link"] = {"url": "https://shop.example/\x1b[2J\nFAKE line\u2028"}
+    line = StdoutSink(options, stream).render(event)
+    assert "\n" not in line and "\u2028" not in line and "\x07" not in line
+    assert line.count("\x1b") == 2, "only the sink's own colour codes"
+    assert "a\\x1b]0;owned\\x07@example.com" in line and "url=https://shop.example/\\x1b[2J\\nFAKE line\\u2028" in line
 
 
 def test_postgres_rows_are_built_once_and_read_again_whole() -> None:
