@@ -41,7 +41,8 @@ Decisions where the docs leave room:
 - dropped: reject_reason ``unsubscribed`` when RESPONSE speaks only of unsubscribing, else ``blocked`` (the
   documented ``Blacklisted user / Already unsubscribed`` cannot tell which, and blocked is the general
   suppression reason); invalid -> ``invalid``; bounced -> ``bounced``.
-- ``unsub`` (the API's action name) is read as unsubscribed and ``spam`` (Netcore's older name) as abuse.
+- ``unsub`` (the API's action name) is read as unsubscribed, ``spam`` (Netcore's older name) as abuse, and
+  ``delivered`` (the name Netcore's support article gives sent: "Message has been delivered") as sent.
 - ``bounce`` (the delivery diagnosis) is set on bounced and rejected events: severity from BOUNCE_TYPE
   (HARDBOUNCE/SOFTBOUNCE, also HARD/SOFT; spacing, ``_``, ``-`` and case ignored; else undetermined) on
   bounces, class_code =
@@ -77,6 +78,7 @@ from processors.normalize import build_event
 
 _TYPES: dict[str, str] = {
     "sent": "email.delivered",
+    "delivered": "email.delivered",
     "dropped": "email.rejected",
     "invalid": "email.rejected",
     "bounced": "email.bounced",

@@ -245,6 +245,8 @@ def test_bounce_type_forms(bounce_type: str | None, severity: str) -> None:
         ("SPAM", "email.complained"),
         ("unsub", "email.unsubscribed"),
         ("UNSUBSCRIBED", "email.unsubscribed"),
+        ("delivered", "email.delivered"),  # Netcore's support article's name for sent
+        ("Delivered", "email.delivered"),
         ("deferred", "unknown"),
         ("forwarded", "unknown"),
         ("", "unknown"),
