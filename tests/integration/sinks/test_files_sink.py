@@ -37,6 +37,24 @@ def s3_endpoint() -> Iterator[str]:
         server.stop()
 
 
+def _s3_sink(endpoint: str, bucket: str, **options: Any) -> tuple[Any, SinkConfig]:
+    """A client of the moto server, a new bucket on it, and a files sink's config writing to it."""
+    s3 = boto3.client(
+        "s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
+    )
+    s3.create_bucket(Bucket=bucket)
+    config = SinkConfig(
+        type="files",
+        path=f"s3://{bucket}/lake",
+        s3_endpoint_url=endpoint,
+        s3_key_id="test",
+        s3_secret="test",
+        s3_region="us-east-1",
+        **options,
+    )
+    return s3, config
+
+
 def _local_lines(root: Path) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
     for path in sorted(root.rglob("part-*.jsonl.gz")):
@@ -129,20 +147,7 @@ async def test_parquet_files_and_a_restarted_sink_skips_what_is_written(tmp_path
 
 
 async def test_s3_objects_appear_complete_once_and_redelivery_adds_none(tmp_path: Path, s3_endpoint: str) -> None:
-    s3 = boto3.client(
-        "s3", endpoint_url=s3_endpoint, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
-    )
-    s3.create_bucket(Bucket="espwire-events")
-    config = SinkConfig(
-        name="s3",
-        type="files",
-        path="s3://espwire-events/lake",
-        s3_endpoint_url=s3_endpoint,
-        s3_key_id="test",
-        s3_secret="test",
-        s3_region="us-east-1",
-        roll_bytes=50_000,
-    )  # type: ignore[call-arg]
+    s3, config = _s3_sink(s3_endpoint, "espwire-events", name="s3", roll_bytes=50_000)
     settings = sink_settings("unused", tmp_path)
     events = [_typed(i) for i in range(400)]
     positions = [Position(1, i) for i in range(400)]
@@ -237,20 +242,7 @@ async def test_a_file_whose_publish_failed_takes_no_more_events_and_is_published
     # The runner counts that as the store being down and goes on with the next batch; before, that
     # batch's events for the same (date, type, partition) were appended to the sealed file: ValueError
     # (a write to a closed file) out of write_batch, which stopped the sink.
-    s3 = boto3.client(
-        "s3", endpoint_url=s3_endpoint, aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
-    )
-    s3.create_bucket(Bucket="espwire-late")
-    config = SinkConfig(
-        name="late",
-        type="files",
-        path="s3://espwire-late/lake",
-        s3_endpoint_url=s3_endpoint,
-        s3_key_id="test",
-        s3_secret="test",
-        s3_region="us-east-1",
-        roll_seconds=0.2,
-    )  # type: ignore[call-arg]
+    s3, config = _s3_sink(s3_endpoint, "espwire-late", name="late", roll_seconds=0.2)
     events = [make_event(i) for i in range(6)]
     positions = [Position(2, i) for i in range(6)]
     sink = FilesSink(FilesOptions.from_config(config), sink_settings("unused", tmp_path))
