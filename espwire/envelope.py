@@ -78,7 +78,7 @@ class Envelope:
             raise ValueError(f"record has no {ENVELOPE_HEADER} header")
         try:
             meta = orjson.loads(meta_raw)
-            return cls(
+            envelope = cls(
                 source_id=meta["source_id"],
                 provider=meta["provider"],
                 request_id=meta["request_id"],
@@ -93,3 +93,23 @@ class Envelope:
             )
         except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
             raise ValueError(f"bad {ENVELOPE_HEADER} header: {exc}") from exc
+        # Our gateway writes these types; a record from another writer may not, and a field of another type
+        # would fail later, outside any handler, on every restart: refused here, it becomes a dead letter.
+        wrong = envelope._mistyped()
+        if wrong:
+            raise ValueError(f"bad {ENVELOPE_HEADER} header: {wrong} is not of its type")
+        return envelope
+
+    def _mistyped(self) -> str | None:
+        """The first field whose value is not of the type the gateway writes, or None."""
+        for name in ("source_id", "provider", "request_id", "received_at", "method", "content_type", "query"):
+            if type(getattr(self, name)) is not str:
+                return name
+        if self.remote_addr is not None and type(self.remote_addr) is not str:
+            return "remote_addr"
+        if type(self.options) is not dict:
+            return "options"
+        headers = self.headers
+        if type(headers) is not dict or not all(type(v) is str for v in headers.values()):
+            return "headers"
+        return None
