@@ -138,7 +138,8 @@ class DedupeConfig(Section):
     window_hours: float = 72.0
     # What the processor does when the store is down: pause (default) or pass events through.
     on_store_error: Literal["pause", "pass"] = "pause"
-    # How long a claim stays ours without a commit; past it another processor may take the id over.
+    # How long a claim stays ours without a commit; past it another processor may take the id over. Below
+    # the producer's delivery timeout (processors/stages.py, SAFE_LEASE_SECONDS) the processor warns at start.
     lease_seconds: float = Field(default=60.0, gt=0)
     # How often the SQLite store deletes expired rows (Redis expires keys by itself).
     sqlite_purge_seconds: float = Field(default=300.0, gt=0)
@@ -246,8 +247,17 @@ def _describe(error: ValidationError, origin: str) -> str:
     lines = [f"{origin}: {error.error_count()} problem(s)"]
     for item in error.errors():
         path = ".".join(str(p) for p in item["loc"]) or "(top level)"
-        lines.append(f"  {path}: {item['msg']}")
+        lines.append(f"  {path}: {item['msg']}{_from_environment(item['loc'])}")
     return "\n".join(lines)
+
+
+def _from_environment(loc: tuple[int | str, ...]) -> str:
+    """Where a key came from the environment, which variable: not in the file, it would be searched for there."""
+    if loc and all(isinstance(part, str) for part in loc[:2]):
+        name = "ESPWIRE_" + "_".join(str(part) for part in loc[:2]).upper()
+        if name in os.environ:
+            return f" (from ${name})"
+    return ""
 
 
 def load_settings(path: Path | str | None = None) -> Settings:

@@ -67,7 +67,12 @@ class BatchPublisher:
 
     async def send(self, records: Sequence[Record]) -> asyncio.Future[Any]:
         """Hands every record to the producer; the returned future resolves once all are acknowledged."""
-        futures: list[asyncio.Future[Any]] = []
+        return await self.hand_over(await self.prepare(records))
+
+    async def prepare(self, records: Sequence[Record]) -> list[tuple[Any, str, int]]:
+        """Every record in a batch of its partition, as (batch, topic, partition), nothing handed over yet: what
+        fails here (a record larger than a whole batch, a topic without partitions) has sent nothing."""
+        batches: list[tuple[Any, str, int]] = []
         builders: dict[tuple[str, int], Any] = {}
         for record, partition in zip(records, await self._choose_partitions(records), strict=True):
             slot = (record.topic, partition)
@@ -75,12 +80,18 @@ class BatchPublisher:
             if builder is None:
                 builder = builders[slot] = self.producer.create_batch()
             if builder.append(key=record.key, value=record.value, timestamp=None, headers=record.headers) is None:
-                # Full: ship it and start the next one for this partition.
-                futures.append(await self.producer.send_batch(builder, record.topic, partition=partition))
+                # Full: it goes as it is, and the next one for this partition starts.
+                batches.append((builder, record.topic, partition))
                 builder = builders[slot] = self.producer.create_batch()
                 if builder.append(key=record.key, value=record.value, timestamp=None, headers=record.headers) is None:
                     raise ValueError(f"a record of {len(record.value)} bytes is larger than a whole batch")
-        for (topic, partition), builder in builders.items():
-            futures.append(await self.producer.send_batch(builder, topic, partition=partition))
+        batches.extend((builder, topic, partition) for (topic, partition), builder in builders.items())
+        return batches
+
+    async def hand_over(self, batches: list[tuple[Any, str, int]]) -> asyncio.Future[Any]:
+        """Gives ``prepare``'s batches to the producer, in order; the future resolves once all are acknowledged."""
+        futures = []
+        for batch, topic, partition in batches:
+            futures.append(await self.producer.send_batch(batch, topic, partition=partition))
         acked: asyncio.Future[Any] = asyncio.ensure_future(asyncio.gather(*futures))
         return acked

@@ -265,24 +265,21 @@ class SliceFlow:
             result = await pipeline.stages(events, dead)
             failpoint("processor.before_publish")  # claimed, not published: the next owner finds them in doubt
             try:
-                acked = await publisher.send(result.outgoing)
+                batches = await publisher.prepare(result.outgoing)
             except Exception:
-                # Not (all) handed over: give the claims back. Not on cancellation (the processor
-                # stopping on an error elsewhere): what was handed over may still go out, so the claims
-                # stay pending and the next owner's search of the topic decides.
+                # Nothing handed over: the claims go back. Once anything was (below), a failure is never
+                # taken to mean "not published": a batch may be on the topic, acknowledged or not (a
+                # timeout after the broker appended), so the claims stay pending and, once their lease
+                # lapses, the next owner's search of the topic decides, event by event.
                 if pipeline.dedupe is not None:
                     await pipeline.dedupe.abandon(result.events)
                 raise
+            acked = await publisher.hand_over(batches)
         except BaseException:
             self.handed_over.set_result(False)
             raise
         self.handed_over.set_result(True)
-        try:
-            await acked
-        except Exception:
-            if pipeline.dedupe is not None:
-                await pipeline.dedupe.abandon(result.events)
-            raise
+        await acked
         if previous is not None:
             await asyncio.shield(previous.done)
         failpoint("processor.after_publish")

@@ -17,7 +17,7 @@ import orjson
 
 from espwire.envelope import Envelope
 from espwire.event import CanonicalEvent
-from espwire.topics import Topics
+from espwire.topics import MAX_RECORD_BYTES, Topics
 from processors import metrics
 from processors.adapters import ADAPTERS, Adapter, Failure, adapt_channel
 from processors.dead_letter import dead_letter_headers
@@ -70,6 +70,9 @@ class Deduplicator(Protocol):
 class Enrichment(Protocol):
     async def __call__(self, events: list[CanonicalEvent]) -> None: ...
 
+
+# An event record the broker takes (espwire's topics allow MAX_RECORD_BYTES), headers and framing aside.
+MAX_EVENT_BYTES = MAX_RECORD_BYTES - 64 * 1024
 
 _SPECVERSION = ("ce_specversion", b"1.0")
 _CONTENT_TYPE = ("content-type", b"application/cloudevents+json")
@@ -205,11 +208,16 @@ class Pipeline:
         counts: Counter[tuple[str, str]] = Counter()
         for event in events:
             try:
-                result.outgoing.append(serialise_event(topic, event))
+                record = serialise_event(topic, event)
             except TypeError as exc:  # orjson refuses it (e.g. an unpaired surrogate): dead-letter, don't stall
                 result.outgoing.append(self._dead_event(event, "unencodable_event", str(exc)[:200]))
                 result.dead_letters += 1
                 continue
+            if len(record.value) > MAX_EVENT_BYTES:
+                result.outgoing.append(self._too_large(event, len(record.value)))
+                result.dead_letters += 1
+                continue
+            result.outgoing.append(record)
             published.append(event)
             counts[(event["data"]["provider"], event["type"])] += 1
         # Metrics per batch, not per event: a labelled inc() costs as much as a small event's mapping.
@@ -222,6 +230,17 @@ class Pipeline:
 
     def _conflict(self, event: CanonicalEvent, reason: str) -> Outgoing:
         return self._dead_event(event, reason, f"event {event['id']} seen before with other content")
+
+    def _too_large(self, event: CanonicalEvent, size: int) -> Outgoing:
+        """An event the broker would refuse (an item of a body near the size limit, whose ``metadata`` repeats
+        what ``raw`` holds): dead-lettered without those two, which the request on espwire.raw still holds."""
+        data = event["data"]
+        slim = {**event, "data": {k: v for k, v in data.items() if k not in ("raw", "metadata")}}
+        detail = (
+            f"event of {size} bytes is over the {MAX_EVENT_BYTES}-byte record limit; dead-lettered without "
+            f"data.raw and data.metadata: the whole request is on the raw topic as request_id {data['request_id']}"
+        )
+        return self._dead_event(slim, "event_too_large", detail)  # type: ignore[arg-type]
 
     def _dead_event(self, event: CanonicalEvent, reason: str, detail: str) -> Outgoing:
         """A dead letter for one event (not a whole request): the event itself, as far as it can be encoded."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from espwire.config import Settings
@@ -12,6 +13,12 @@ from processors.deduplicate import Deduplicator, EventsTopicCheck
 from processors.enrich import Enricher, build_enrichers, close_enrichers, enrich_all
 from processors.pipeline import Pipeline
 
+log = logging.getLogger("espwire.processor")
+
+# aiokafka's delivery timeout (request_timeout_ms, 40 s) and a margin: a claim's lease must outlast any
+# batch its owner may still deliver (README, "The exact guarantee").
+SAFE_LEASE_SECONDS = 45.0
+
 
 async def build_stages(settings: Settings, bootstrap: str) -> tuple[Pipeline, list[object]]:
     """The configured pipeline, and what must be closed when the processor stops."""
@@ -20,6 +27,12 @@ async def build_stages(settings: Settings, bootstrap: str) -> tuple[Pipeline, li
     dedupe = None
     if settings.dedupe.enabled:
         conf = settings.dedupe
+        if conf.lease_seconds < SAFE_LEASE_SECONDS:
+            log.warning(
+                "dedupe.lease_seconds is below the producer's delivery timeout: a processor cut off from Kafka "
+                "longer than its lease may deliver after another took its claims over (duplicates)",
+                extra={"lease_seconds": conf.lease_seconds, "safe_from": SAFE_LEASE_SECONDS},
+            )
         store = build_store(conf, Path(settings.datadir))
         closeables.append(store)
         dedupe = Deduplicator(

@@ -1,7 +1,10 @@
 """The shared dedupe store: one Redis for every processor, each batched call one Lua script (one round trip).
 
-Guarantees: a script runs atomically, so two processors racing for an id see one winner; time comes
-from the Redis server (``TIME``), so processors with skewed clocks agree on leases; every key carries
+Guarantees: a script runs atomically, so two processors racing for an id see one winner; leases run on
+the Redis server's clock (``TIME``), so processors with skewed clocks agree on them; a claim's start
+(``since``) is the claiming processor's own clock, the clock its producer stamps its records with, so
+the next owner's search of the events topic for them starts early enough however far that clock is off
+(with Redis's clock, a processor 30 s behind made every in-doubt event come out twice); every key carries
 the window as its expiry, so Redis alone forgets old ids. A batch's keys may hash anywhere, so this
 needs one Redis primary (not Redis Cluster), version 7.0 or later.
 
@@ -46,7 +49,8 @@ local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 # fine on one Redis primary, which this store needs anyway (a batch's keys hash to any cluster slot).
 # Per id, one write command where one does: a claim is SET NX GET (Redis 7.0 or later), a commit SET GET.
 
-# ARGV: prefix, owner, lease seconds, [[id...], [fingerprint...], [ttl ms...]]. Same table as base.decide.
+# ARGV: prefix, owner, lease seconds, [[id...], [fingerprint...], [ttl ms...]], the caller's clock (its
+# epoch seconds, text). Same table as base.decide.
 _BEGIN = (
     _NOW
     + r"""
@@ -56,7 +60,7 @@ local batch = cjson.decode(ARGV[4])
 local ids, fps, ttls = batch[1], batch[2], batch[3]
 -- Every claim written by this call shares its lease and (unless retried) its start: format them once.
 local lease_part = 'p\t' .. string.format('%.6f', now + lease) .. '\t'
-local fresh = lease_part .. string.format('%.6f', now) .. '\t'
+local fresh = lease_part .. ARGV[5] .. '\t'
 local out = {}
 for i = 1, #ids do
   local key = prefix .. ids[i]
@@ -225,9 +229,12 @@ def _split(reply: bytes, count: int) -> list[bytes]:
 class RedisDedupeStore:
     name = "redis"
 
-    def __init__(self, client: aioredis.Redis, key_prefix: str = "espwire:dedupe:") -> None:
+    def __init__(
+        self, client: aioredis.Redis, key_prefix: str = "espwire:dedupe:", *, clock: Callable[[], float] = time.time
+    ) -> None:
         self._client = client
         self._prefix = key_prefix
+        self._clock = clock  # what a claim's start is read on (see the module's docstring)
         self._begin = client.register_script(_BEGIN)
         self._commit = client.register_script(_COMMIT)
         self._release = client.register_script(_RELEASE)
@@ -264,7 +271,13 @@ class RedisDedupeStore:
             return []
         if "\n" in owner:
             raise ValueError("owner must not contain a newline")
-        args: list[str | bytes] = [self._prefix, owner, repr(float(lease_seconds)), _claim_columns(entries)]
+        args: list[str | bytes] = [
+            self._prefix,
+            owner,
+            repr(float(lease_seconds)),
+            _claim_columns(entries),
+            f"{self._clock():.6f}",
+        ]
         reply: bytes = await self._run("begin", lambda: self._begin(args=args))
         return [_claim(answer) for answer in _split(reply, len(entries))]
 

@@ -32,6 +32,15 @@ def test_unknown_keys_are_refused_with_their_path(tmp_path: Path) -> None:
     assert main(["config", "check", str(bad)]) == 2
 
 
+def test_a_bad_key_from_the_environment_names_its_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text("[gateway]\nport = 8080\n")
+    monkeypatch.setenv("ESPWIRE_GATEWAY_PROT", "1")
+    with pytest.raises(ConfigError) as error:
+        load_settings(good)
+    assert "gateway.prot: Extra inputs are not permitted (from $ESPWIRE_GATEWAY_PROT)" in str(error.value)
+
+
 def test_body_limits_beyond_one_kafka_record_are_refused_with_their_path(tmp_path: Path) -> None:
     # A request is one record of at most MAX_RECORD_BYTES (16 MiB): a larger limit would accept
     # webhooks that no topic takes, and they would stay in the spool for good.

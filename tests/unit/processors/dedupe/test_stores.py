@@ -299,3 +299,24 @@ async def test_message_events_in_any_order_within_a_batch(store: DedupeStore) ->
     ]
     later = await store.note_message_events([(key, "delivered", 999.5, ""), (key, "clicked", 1005.2, "x")], 3600)
     assert [(a.delivered_at, a.links_in_same_second) for a in later] == [(999.5, 0), (999.5, 3)]
+
+
+async def test_a_claims_start_is_on_its_processors_clock_its_lease_on_redis(redis_url: str) -> None:
+    """The next owner searches the events topic from a claim's start: the records it looks for are stamped
+    by the claiming processor's clock, so that is the clock the start is read on, however far off it is."""
+    prefix = f"test:{uuid.uuid4().hex}:"
+    # A processor whose clock is decades behind.
+    behind = RedisDedupeStore(aioredis.Redis.from_url(redis_url), prefix, clock=lambda: 1_000_000.0)
+    on_time = RedisDedupeStore.from_url(redis_url, prefix)
+    try:
+        assert [c.status for c in await behind.begin(entries("a"), "p1", 0.2)] == [ClaimStatus.NEW]
+        # Within the lease on Redis's clock (not expired at once by the skew), then lapsed.
+        assert (await on_time.begin(entries("a"), "p2", LEASE))[0].status is ClaimStatus.BUSY
+        await asyncio.sleep(0.35)
+        taken = (await on_time.begin(entries("a"), "p2", LEASE))[0]
+        assert taken.status is ClaimStatus.IN_DOUBT
+        assert taken.pending_since == 1_000_000.0
+    finally:
+        await behind.close()
+        await on_time.close()
+        await forget_keys(redis_url, prefix)
