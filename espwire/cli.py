@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -345,8 +346,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+    except Exception as exc:
+        # What an operator can fix (a port in use, a server not there, a bad argument): one line, not a
+        # traceback. ESPWIRE_DEBUG=1 shows the traceback.
+        if not _operational(exc) or os.environ.get("ESPWIRE_DEBUG") == "1":
+            raise
+        print(f"espwire {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
     return result
+
+
+def _operational(exc: Exception) -> bool:
+    from aiokafka.errors import KafkaError  # here: `espwire --help` need not import the Kafka client
+
+    return isinstance(exc, OSError | ValueError | KafkaError)
 
 
 if __name__ == "__main__":

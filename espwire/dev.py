@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -38,7 +39,8 @@ def _banner(settings: Settings, bootstrap: str, embedded: bool) -> str:
     return "\n".join(lines)
 
 
-async def _run_all(settings: Settings, bootstrap: str, embedded: bool) -> None:
+async def _run_all(settings: Settings, bootstrap: str, embedded: bool) -> bool:
+    """Runs every component until a signal or the first failure; True when one failed."""
     from ingest_gateway.app import serve
     from processors.consumer import run_processor
 
@@ -61,27 +63,43 @@ async def _run_all(settings: Settings, bootstrap: str, embedded: bool) -> None:
     await asyncio.sleep(0.5)
     print(_banner(settings, bootstrap, embedded), file=sys.stderr, flush=True)
     done, _ = await asyncio.wait([*tasks, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+    failed = False
     for task in done:
         if task.get_name() != "" and not task.cancelled() and task.exception() is not None:
+            failed = True
             log.error(
                 "component failed; stopping", extra={"component": task.get_name(), "error": repr(task.exception())}
             )
     stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)
+    return failed
 
 
 def run_dev(settings: Settings, *, kafka_port: int = 19092) -> int:
+    """Exit status: 0 after Ctrl-C or SIGTERM, 1 when a component failed, 2 when the broker's port is taken."""
     Path(settings.datadir).mkdir(parents=True, exist_ok=True)
     if settings.kafka.bootstrap:
-        run(_run_all(settings, settings.kafka.bootstrap, embedded=False))
-        return 0
+        return 1 if run(_run_all(settings, settings.kafka.bootstrap, embedded=False)) else 0
+    if _listening("127.0.0.1", kafka_port):
+        # Another `espwire dev` most likely: joining its broker would join its consumer groups too.
+        print(
+            f"espwire dev: port {kafka_port} is taken (another espwire dev?); stop it, or use --kafka-port",
+            file=sys.stderr,
+        )
+        return 2
     broker = EmbeddedBroker(port=kafka_port, log_path=Path(settings.datadir) / "broker.log")
     broker.start()
     try:
         settings = settings.model_copy(
             update={"kafka": settings.kafka.model_copy(update={"bootstrap": broker.bootstrap})}
         )
-        run(_run_all(settings, broker.bootstrap, embedded=True))
+        failed = run(_run_all(settings, broker.bootstrap, embedded=True))
     finally:
         broker.stop()
-    return 0
+    return 1 if failed else 0
+
+
+def _listening(host: str, port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+        return True
+    return False

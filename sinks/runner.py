@@ -144,8 +144,10 @@ class SinkRunner:
     # -- life cycle ------------------------------------------------------------------------------
     async def run(self) -> None:
         kafka = self.settings.kafka
-        await ensure_topics(self.bootstrap, [self.topics.events, self.dlq_topic], kafka.partitions, kafka.replication)
-        self.known_topics.update((self.topics.events, self.dlq_topic))
+        # The dead-letter topic is made with the first dead letter (``_dead_letter``): a sink that never refuses
+        # an event (every `espwire tail`, a sink of its own) leaves no empty topic behind.
+        await ensure_topics(self.bootstrap, [self.topics.events], kafka.partitions, kafka.replication)
+        self.known_topics.add(self.topics.events)
         writer: asyncio.Task[None] | None = None
         try:
             if not await self._start_sink():

@@ -8,6 +8,7 @@ import signal
 import sys
 
 import orjson
+from aiokafka.admin import AIOKafkaAdminClient
 
 from espwire.topics import Topics, ensure_topics
 from tests.support.kafka import produce
@@ -44,3 +45,10 @@ async def test_tail_prints_matching_events(kafka_bootstrap: str, topic_prefix: s
     finally:
         tail.send_signal(signal.SIGINT)
         await asyncio.wait_for(tail.wait(), timeout=30)
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        topics = await admin.list_topics()
+    finally:
+        await admin.close()
+    assert not [t for t in topics if t.startswith(f"{topic_prefix}.dlq.tail-")], "a tail leaves no topic behind"
