@@ -196,12 +196,34 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from processors.dead_letter import replay_dead_letters
 
     settings = _settings(args)
+    if args.list:
+        return _list_dead_letters(settings, args)
     count = run(
         replay_dead_letters(
             settings, _bootstrap(settings), since=args.since, source=args.source, reason=args.reason, stale=args.stale
         )
     )
     print(f"re-submitted {count} dead-letter record(s) to {settings.kafka.topic_prefix}.raw")
+    return 0
+
+
+def _list_dead_letters(settings: Settings, args: argparse.Namespace) -> int:
+    import orjson
+
+    from espwire.runtime import run
+    from processors.dead_letter import Selection, list_dead_letters, parse_instant
+
+    selection = Selection(parse_instant(args.since) if args.since else None, args.source, args.reason, args.stale)
+
+    async def show() -> int:
+        count = 0
+        async for letter in list_dead_letters(settings, _bootstrap(settings), selection):
+            sys.stdout.write(orjson.dumps(letter).decode() + "\n")
+            count += 1
+        return count
+
+    count = run(show(), log_level="WARNING")
+    print(f"{count} dead letter(s) on {settings.kafka.topic_prefix}.dlq", file=sys.stderr)
     return 0
 
 
@@ -330,6 +352,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--stale",
         action="store_true",
         help="only records an older version of their provider's adapter refused (what an upgrade may now read)",
+    )
+    dlq.add_argument(
+        "--list",
+        action="store_true",
+        help="print the matching dead letters (reason, detail, key, size) as JSON lines instead of re-submitting",
     )
     dlq.set_defaults(func=cmd_replay)
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -19,7 +20,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from espwire.clock import utc_now
 from espwire.config import Settings
 from espwire.envelope import ENVELOPE_HEADER, Envelope
-from espwire.topics import Topics
+from espwire.topics import MAX_RECORD_BYTES, Topics
 from processors.adapters import ADAPTERS
 from processors.adapters.base import Adapter, Failure
 
@@ -48,8 +49,10 @@ def dead_letter_info(headers: Any) -> dict[str, Any] | None:
     return None
 
 
-def _instant(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+def parse_instant(text: str) -> datetime:
+    """An RFC 3339 time; without an offset, UTC (comparing a naive time with an aware one would raise)."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def written_by_older_adapter(info: dict[str, Any], adapters: Mapping[str, Adapter]) -> bool:
@@ -78,6 +81,50 @@ async def _dead_letters(bootstrap: str, topic: str, idle_ms: int) -> AsyncIterat
         await consumer.stop()
 
 
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which dead letters a replay or a listing takes (``espwire replay dlq`` options)."""
+
+    since: datetime | None = None  # dead-lettered at or after this instant
+    source: str | None = None
+    reason: str | None = None
+    stale: bool = False
+
+    def takes(self, info: dict[str, Any], adapters: Mapping[str, Adapter]) -> bool:
+        if self.source and info.get("source_id") != self.source:
+            return False
+        if self.since and (not info.get("failed_at") or parse_instant(info["failed_at"]) < self.since):
+            return False
+        if self.reason and info.get("reason") != self.reason:
+            return False
+        return not self.stale or written_by_older_adapter(info, adapters)
+
+
+async def list_dead_letters(
+    settings: Settings,
+    bootstrap: str,
+    selection: Selection | None = None,
+    *,
+    adapters: Mapping[str, Adapter] = ADAPTERS,
+    idle_ms: int = 2000,
+) -> AsyncIterator[dict[str, Any]]:
+    """What ``replay`` would look at, for people to read: each dead letter's reason and details, its key,
+    offset and size, and whether it is a request (replayable) or a single event."""
+    selection = selection or Selection()
+    async for record in _dead_letters(bootstrap, Topics(settings.kafka.topic_prefix).dlq, idle_ms):
+        info = dead_letter_info(record.headers) or {}
+        if not selection.takes(info, adapters):
+            continue
+        yield {
+            **info,
+            "key": record.key.decode("utf-8", "replace") if record.key is not None else None,
+            "partition": record.partition,
+            "offset": record.offset,
+            "bytes": len(record.value or b""),
+            "request": any(name == ENVELOPE_HEADER for name, _ in record.headers),
+        }
+
+
 async def replay_dead_letters(
     settings: Settings,
     bootstrap: str,
@@ -96,6 +143,7 @@ async def replay_dead_letters(
     (``written_by_older_adapter``), and not a request the running version refused too (it would only fail
     again), so replaying after each upgrade re-submits only what the upgrade may now read.
     """
+    selection = Selection(parse_instant(since) if since else None, source, reason, stale)
     topics = Topics(settings.kafka.topic_prefix)
     topic = topics.dlq
     refused_now: set[bytes] = set()
@@ -105,21 +153,19 @@ async def replay_dead_letters(
                 dead_letter_info(record.headers) or {}, adapters
             ):
                 refused_now.add(record.key)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False, linger_ms=5)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=False,
+        linger_ms=5,
+        max_request_size=MAX_RECORD_BYTES,  # a request as large as the gateway takes (aiokafka's default: 1 MB)
+    )
     await producer.start()
-    since_at = _instant(since) if since else None
     sent: set[bytes] = set()
     futures = []
     try:
         async for record in _dead_letters(bootstrap, topic, idle_ms):
-            info = dead_letter_info(record.headers) or {}
-            if source and info.get("source_id") != source:
-                continue
-            if since_at and (not info.get("failed_at") or _instant(info["failed_at"]) < since_at):
-                continue
-            if reason and info.get("reason") != reason:
-                continue
-            if stale and not written_by_older_adapter(info, adapters):
+            if not selection.takes(dead_letter_info(record.headers) or {}, adapters):
                 continue
             if record.key is not None and (record.key in sent or record.key in refused_now):
                 continue

@@ -14,7 +14,14 @@ from espwire.topics import Topics, ensure_topics
 from processors.adapters import ADAPTERS
 from processors.adapters.base import AdaptResult, Failure
 from processors.consumer import run_processor
-from processors.dead_letter import dead_letter_headers, dead_letter_info, replay_dead_letters
+from processors.dead_letter import (
+    Selection,
+    dead_letter_headers,
+    dead_letter_info,
+    list_dead_letters,
+    parse_instant,
+    replay_dead_letters,
+)
 from processors.pipeline import Pipeline
 from tests.fixture_cases import load_cases
 from tests.support.gateway import gateway_settings
@@ -107,3 +114,46 @@ async def test_stale_replays_only_what_an_older_adapter_refused(
     assert await replay_dead_letters(settings, kafka_bootstrap, stale=True) == 1
     after = Counter(r.value for r in await consume_all(kafka_bootstrap, topics.raw, expect=4, idle_seconds=2))
     assert after - before == Counter({case.body: 1}), "once, and only what no adapter of this version refused"
+
+
+async def test_a_request_as_large_as_the_gateway_takes_is_replayed(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    settings = gateway_settings(topic_prefix, tmp_path)
+    topics = Topics(topic_prefix)
+    await ensure_topics(kafka_bootstrap, topics.core(), 2)
+    body = b"[" + b" " * (3 * 1024 * 1024) + b"{oops"  # 3 MiB: over aiokafka's default 1 MB request
+    large = Envelope("sparkpost", "sparkpost", "req-big", "2026-11-24T00:00:00Z", "POST", "application/json", body)
+    headers = dead_letter_headers(large, [Failure("invalid_json", "no")], "0-broken")
+    await produce(kafka_bootstrap, topics.dlq, [(large.key, large.body, headers)])
+    assert await replay_dead_letters(settings, kafka_bootstrap) == 1
+    replayed = await consume_all(kafka_bootstrap, topics.raw, expect=1, idle_seconds=1)
+    assert [r.value for r in replayed] == [body]
+
+
+async def test_dead_letters_are_listed_for_people_with_the_replay_filters(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    settings = gateway_settings(topic_prefix, tmp_path)
+    topics = Topics(topic_prefix)
+    await ensure_topics(kafka_bootstrap, topics.core(), 1)
+    one = Envelope("sparkpost", "sparkpost", "req-1", "2026-11-24T00:00:00Z", "POST", "application/json", b"{oops")
+    two = Envelope("falconide", "falconide", "req-2", "2026-11-24T00:00:00Z", "POST", "application/json", b"")
+    await produce(
+        kafka_bootstrap,
+        topics.dlq,
+        [
+            (one.key, one.body, dead_letter_headers(one, [Failure("invalid_json", "bad")], "4")),
+            (two.key, two.body, dead_letter_headers(two, [Failure("empty_body", "no content")], "4")),
+        ],
+    )
+    listed = [letter async for letter in list_dead_letters(settings, kafka_bootstrap)]
+    assert [(x["key"], x["reason"], x["source_id"], x["bytes"], x["request"]) for x in listed] == [
+        ("req-1", "invalid_json", "sparkpost", 5, True),
+        ("req-2", "empty_body", "falconide", 0, True),
+    ]
+    only = [x["key"] async for x in list_dead_letters(settings, kafka_bootstrap, Selection(reason="empty_body"))]
+    assert only == ["req-2"]
+    # A time without an offset is UTC (it raised comparing naive and aware times).
+    later = Selection(since=parse_instant("2999-01-01T00:00:00"))
+    assert [x async for x in list_dead_letters(settings, kafka_bootstrap, later)] == []
