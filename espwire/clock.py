@@ -6,6 +6,13 @@ import time
 from datetime import UTC, datetime
 
 
+def parse_utc(text: str) -> datetime:
+    """ISO 8601 / RFC 3339 text as an aware datetime; without an offset it is UTC, as every stage writes
+    times (never the host's zone). Raises ValueError when the text is not a time."""
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def format_utc(moment: datetime) -> str:
     """Milliseconds when the time has them, microseconds only when it has those: the same instant as given."""
     moment = moment.astimezone(UTC)

@@ -6,11 +6,10 @@ import asyncio
 import contextlib
 import logging
 import signal
-import socket
 import sys
 from pathlib import Path
 
-from espwire.broker import EmbeddedBroker
+from espwire.broker import EmbeddedBroker, port_answers
 from espwire.config import Settings
 from espwire.runtime import run
 from espwire.topics import Topics, ensure_topics
@@ -80,7 +79,7 @@ def run_dev(settings: Settings, *, kafka_port: int = 19092) -> int:
     Path(settings.datadir).mkdir(parents=True, exist_ok=True)
     if settings.kafka.bootstrap:
         return 1 if run(_run_all(settings, settings.kafka.bootstrap, embedded=False)) else 0
-    if _listening("127.0.0.1", kafka_port):
+    if port_answers("127.0.0.1", kafka_port):
         # Another `espwire dev` most likely: joining its broker would join its consumer groups too.
         print(
             f"espwire dev: port {kafka_port} is taken (another espwire dev?); stop it, or use --kafka-port",
@@ -97,9 +96,3 @@ def run_dev(settings: Settings, *, kafka_port: int = 19092) -> int:
     finally:
         broker.stop()
     return 1 if failed else 0
-
-
-def _listening(host: str, port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
-        return True
-    return False

@@ -11,13 +11,13 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from espwire.clock import utc_now
+from espwire.clock import parse_utc, utc_now
 from espwire.config import Settings
 from espwire.envelope import ENVELOPE_HEADER, Envelope
 from espwire.topics import MAX_RECORD_BYTES, Topics
@@ -47,12 +47,6 @@ def dead_letter_info(headers: Any) -> dict[str, Any] | None:
             info: dict[str, Any] = orjson.loads(value)
             return info
     return None
-
-
-def parse_instant(text: str) -> datetime:
-    """An RFC 3339 time; without an offset, UTC (comparing a naive time with an aware one would raise)."""
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def written_by_older_adapter(info: dict[str, Any], adapters: Mapping[str, Adapter]) -> bool:
@@ -93,7 +87,7 @@ class Selection:
     def takes(self, info: dict[str, Any], adapters: Mapping[str, Adapter]) -> bool:
         if self.source and info.get("source_id") != self.source:
             return False
-        if self.since and (not info.get("failed_at") or parse_instant(info["failed_at"]) < self.since):
+        if self.since and (not info.get("failed_at") or parse_utc(info["failed_at"]) < self.since):
             return False
         if self.reason and info.get("reason") != self.reason:
             return False
@@ -128,26 +122,23 @@ async def list_dead_letters(
 async def replay_dead_letters(
     settings: Settings,
     bootstrap: str,
+    selection: Selection | None = None,
     *,
-    since: str | None = None,
-    source: str | None = None,
-    reason: str | None = None,
-    stale: bool = False,
     adapters: Mapping[str, Adapter] = ADAPTERS,
     idle_ms: int = 2000,
 ) -> int:
     """Reads the whole dead-letter topic and re-submits the matching requests to espwire.raw, each once.
 
     A request that failed again after a replay has several dead letters (keyed alike, by its request id):
-    it is sent once. ``stale``: only what an older version of its provider's adapter refused
+    it is sent once. ``selection.stale``: only what an older version of its provider's adapter refused
     (``written_by_older_adapter``), and not a request the running version refused too (it would only fail
     again), so replaying after each upgrade re-submits only what the upgrade may now read.
     """
-    selection = Selection(parse_instant(since) if since else None, source, reason, stale)
+    selection = selection or Selection()
     topics = Topics(settings.kafka.topic_prefix)
     topic = topics.dlq
     refused_now: set[bytes] = set()
-    if stale:
+    if selection.stale:
         async for record in _dead_letters(bootstrap, topic, idle_ms):
             if record.key is not None and not written_by_older_adapter(
                 dead_letter_info(record.headers) or {}, adapters

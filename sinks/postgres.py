@@ -37,6 +37,7 @@ import asyncpg  # type: ignore[import-untyped]
 import orjson
 from pydantic import Field, SecretStr
 
+from espwire.clock import parse_utc
 from sinks.base import BatchOutcome, DestinationUnavailable, Event, Poison, Position, Sink, SinkOptions
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -126,11 +127,9 @@ def parse_instant(text: Any) -> datetime | None:
     if not isinstance(text, str):
         return None
     try:
-        moment = datetime.fromisoformat(text)
+        moment = parse_utc(text)
     except ValueError:
         return None
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
     try:
         moment.astimezone(UTC)
     except OverflowError:

@@ -11,6 +11,7 @@ line by line as above.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from typing import Any
 
@@ -23,8 +24,8 @@ from processors.adapters.recurly_engage import map_events
 def adapt_export(envelope: Envelope, lines: Iterable[bytes] | None = None) -> AdaptResult:
     """Events of one export file: ``lines`` when given (to stream a large file), else ``envelope.body``."""
     try:
-        rows = envelope.body.splitlines() if lines is None else list(lines)
-        whole = _as_array(rows)
+        rows = _rows(envelope.body.splitlines() if lines is None else lines)
+        whole = _as_array(rows) if isinstance(rows, list) else None
         if whole is not None:
             return map_events(envelope, list(enumerate(whole)), [])
         failures: list[Failure] = []
@@ -41,11 +42,22 @@ def adapt_export(envelope: Envelope, lines: Iterable[bytes] | None = None) -> Ad
         return AdaptResult(failures=[Failure("adapter_error", repr(exc)[:500])])
 
 
+def _rows(lines: Iterable[bytes]) -> Iterable[bytes]:
+    """The lines, still streamed, unless the first that is not blank opens an array: then all of them, a list
+    (``_as_array`` reads them whole, and line by line after all when that fails)."""
+    lines = iter(lines)
+    head: list[bytes] = []
+    for line in lines:
+        head.append(line)
+        if line.strip():
+            break
+    if head and head[-1].lstrip(b"\xef\xbb\xbf \t").startswith(b"["):
+        return head + list(lines)
+    return itertools.chain(head, lines)
+
+
 def _as_array(rows: list[bytes]) -> list[Any] | None:
     """The file's items when it is one JSON array, else None (then it is read a line at a time)."""
-    first = next((row for row in rows if row.strip()), b"")
-    if not first.lstrip(b"\xef\xbb\xbf \t").startswith(b"["):
-        return None
     try:
         value = parse_json_lenient(b"\n".join(rows), leading_zeros=False)
     except BodyError:

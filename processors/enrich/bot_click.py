@@ -14,9 +14,9 @@ apply and the event carries a note in ``data.enrichment_errors``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from espwire.clock import parse_utc
 from processors.dedupe.backoff import StoreBackoff
 from processors.dedupe.base import MessageEvent, MessageState
 from processors.enrich import metrics
@@ -57,9 +57,7 @@ def event_epoch(event: Event) -> float | None:
     if len(_EPOCHS) >= _EPOCHS_KEPT:
         _EPOCHS.clear()
     try:
-        parsed = datetime.fromisoformat(moment)
-        # A time without an offset is UTC, as everywhere in the pipeline, not the host's local time.
-        epoch = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+        epoch = parse_utc(moment).timestamp()
     except ValueError:
         epoch = None
     _EPOCHS[moment] = epoch

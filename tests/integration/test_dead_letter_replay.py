@@ -9,6 +9,7 @@ from typing import ClassVar
 
 import orjson
 
+from espwire.clock import parse_utc
 from espwire.envelope import Envelope
 from espwire.topics import Topics, ensure_topics
 from processors.adapters import ADAPTERS
@@ -19,7 +20,6 @@ from processors.dead_letter import (
     dead_letter_headers,
     dead_letter_info,
     list_dead_letters,
-    parse_instant,
     replay_dead_letters,
 )
 from processors.pipeline import Pipeline
@@ -64,8 +64,8 @@ async def test_replay_after_fix_gives_the_events(kafka_bootstrap: str, topic_pre
     assert info is not None and info["reason"] == "adapter_error" and info["adapter_version"] == "0-broken"
     assert dead[0].value == case.body
 
-    assert await replay_dead_letters(settings, kafka_bootstrap, source="other-source") == 0
-    assert await replay_dead_letters(settings, kafka_bootstrap, source="sparkpost") == 1
+    assert await replay_dead_letters(settings, kafka_bootstrap, Selection(source="other-source")) == 0
+    assert await replay_dead_letters(settings, kafka_bootstrap, Selection(source="sparkpost")) == 1
 
     settings = settings.model_copy(update={"processor": settings.processor.model_copy(update={"group_id": "fixed"})})
     fixed = Pipeline(topics)
@@ -96,7 +96,7 @@ async def test_stale_replays_only_what_an_older_adapter_refused(
     versions = {info["reason"]: info["adapter_version"] for r in dead if (info := dead_letter_info(r.headers))}
     assert versions == {"adapter_error": "0-broken", "invalid_json": ADAPTERS["sparkpost"].version}
 
-    assert await replay_dead_letters(settings, kafka_bootstrap, reason="invalid_json") == 1
+    assert await replay_dead_letters(settings, kafka_bootstrap, Selection(reason="invalid_json")) == 1
 
     # More history: the first request refused twice by the old version; a third by the old one, then by this one.
     third = Envelope("sparkpost", "sparkpost", "req-3", "2026-11-24T00:00:02Z", "POST", "application/json", b"{no")
@@ -111,7 +111,7 @@ async def test_stale_replays_only_what_an_older_adapter_refused(
         ],
     )
     before = Counter(r.value for r in await consume_all(kafka_bootstrap, topics.raw, expect=3, idle_seconds=2))
-    assert await replay_dead_letters(settings, kafka_bootstrap, stale=True) == 1
+    assert await replay_dead_letters(settings, kafka_bootstrap, Selection(stale=True)) == 1
     after = Counter(r.value for r in await consume_all(kafka_bootstrap, topics.raw, expect=4, idle_seconds=2))
     assert after - before == Counter({case.body: 1}), "once, and only what no adapter of this version refused"
 
@@ -155,5 +155,5 @@ async def test_dead_letters_are_listed_for_people_with_the_replay_filters(
     only = [x["key"] async for x in list_dead_letters(settings, kafka_bootstrap, Selection(reason="empty_body"))]
     assert only == ["req-2"]
     # A time without an offset is UTC (it raised comparing naive and aware times).
-    later = Selection(since=parse_instant("2999-01-01T00:00:00"))
+    later = Selection(since=parse_utc("2999-01-01T00:00:00"))
     assert [x async for x in list_dead_letters(settings, kafka_bootstrap, later)] == []
